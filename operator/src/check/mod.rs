@@ -1,0 +1,82 @@
+//! `warden check`: the whole node scan on one machine, no cluster.
+
+mod report;
+mod table;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use runtime_core::host::{HostFacts, HostRoot};
+
+use crate::cli::{CheckArgs, OutputFormat};
+pub use report::Report;
+
+/// How a check ended; each maps to one exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing at warning or above.
+    Clean,
+    /// At least one unrepaired finding at warning or above.
+    Findings,
+    /// The scan could not be done.
+    Error,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        ExitCode::from(match o {
+            Outcome::Clean => 0,
+            Outcome::Findings => 1,
+            Outcome::Error => 2,
+        })
+    }
+}
+
+/// Run the scan and print the report.
+pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
+    if !args.host_root.is_dir() {
+        anyhow::bail!("--host-root {} is not a directory", args.host_root.display());
+    }
+    let root = HostRoot::new(&args.host_root);
+    let report = scan(&root);
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report).context("write JSON report")?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => table::write(&mut out, &report).context("write report")?,
+    }
+    Ok(report.outcome())
+}
+
+/// Gather everything `warden check` reports about the host under `root`.
+pub fn scan(root: &HostRoot) -> Report {
+    let mut host = HostFacts::gather(root);
+    if root.is_real() && !nix_is_root() {
+        host.unreadable.push(runtime_core::host::Unreadable {
+            what: "container state and cgroups".into(),
+            path: None,
+            error: "not running as root: containers, their cgroups and other users' \
+                    processes cannot be inspected; run as root for a full scan"
+                .into(),
+        });
+    }
+    Report {
+        host,
+        findings: Vec::new(),
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY-free: reading the effective uid through std's view of /proc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,26 @@
+//! `warden`: Runtime Warden's one binary. `main` only wires: parse the
+//! command line, start logging, run the subcommand, map its outcome to an exit
+//! code.
+
+mod check;
+mod cli;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init(cli.log_format, cli.verbose);
+    let result = match cli.command {
+        cli::Command::Check(args) => check::run(&args),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("warden: error: {e:#}");
+            check::Outcome::Error.into()
+        }
+    }
+}

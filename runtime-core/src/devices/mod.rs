@@ -1,0 +1,6 @@
+//! Device rules: one model, three dialects (OCI, cgroup v1, systemd), the v1
+//! emulator and minimal transitions, and v2 eBPF device programs.
+
+mod rule;
+
+pub use rule::{Access, DeviceRule, DeviceType};

@@ -1,0 +1,162 @@
+//! Gathering [`HostFacts`].
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::runtimes::{self, RuntimeInfo};
+use super::HostRoot;
+use crate::cgroups::CgroupLayout;
+
+/// Something the scan could not inspect, and why. Reported, never fatal: a
+/// non-root `warden check` still prints what it could read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// What was being inspected ("kernel release", "cgroup layout", ...).
+    pub what: String,
+    /// The path that failed, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The error, as the OS gave it.
+    pub error: String,
+}
+
+/// The systemd this node runs, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SystemdFacts {
+    /// Whether systemd is PID 1 of this host (`/run/systemd/system` exists,
+    /// the test `sd_booted()` uses).
+    pub running: bool,
+    /// The running manager's version number (`252`), when it could be asked.
+    pub version: Option<u32>,
+}
+
+/// Facts about one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostFacts {
+    /// Kernel release (`uname -r`).
+    pub kernel: Option<String>,
+    /// How cgroups are mounted.
+    pub cgroups: Option<CgroupLayout>,
+    /// Whether `/dev/char` exists. Where it does not (LXC hosts), runc
+    /// 1.1.3-1.1.4 silently dropped per-device `DeviceAllow=` entries: seed 003.
+    pub dev_char: bool,
+    /// The systemd manager, if one is reachable.
+    pub systemd: SystemdFacts,
+    /// Container runtimes found on this host, with versions.
+    pub runtimes: Vec<RuntimeInfo>,
+    /// What could not be read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// How long a runtime's `--version` may take before it is abandoned.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl HostFacts {
+    /// Gather the facts of the host under `root`.
+    pub fn gather(root: &HostRoot) -> Self {
+        let mut unreadable = Vec::new();
+
+        let kernel_path = root.join("/proc/sys/kernel/osrelease");
+        let kernel = match fs::read_to_string(&kernel_path) {
+            Ok(s) => Some(s.trim().to_owned()),
+            Err(e) => {
+                unreadable.push(Unreadable {
+                    what: "kernel release".into(),
+                    path: Some(kernel_path),
+                    error: e.to_string(),
+                });
+                None
+            }
+        };
+
+        let cgroups = match CgroupLayout::detect(root) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                unreadable.push(Unreadable {
+                    what: "cgroup layout".into(),
+                    path: None,
+                    error: e.to_string(),
+                });
+                None
+            }
+        };
+
+        let dev_char = root.join("/dev/char").is_dir();
+
+        let systemd = systemd_facts(root, &mut unreadable);
+
+        let (runtimes, errors) = runtimes::discover(root, VERSION_TIMEOUT);
+        unreadable.extend(errors);
+
+        Self {
+            kernel,
+            cgroups,
+            dev_char,
+            systemd,
+            runtimes,
+            unreadable,
+        }
+    }
+
+    /// The runtime of `kind` found on this host, if any.
+    pub fn runtime(&self, kind: runtimes::RuntimeKind) -> Option<&RuntimeInfo> {
+        self.runtimes.iter().find(|r| r.kind == kind)
+    }
+}
+
+fn systemd_facts(root: &HostRoot, unreadable: &mut Vec<Unreadable>) -> SystemdFacts {
+    let running = root.join("/run/systemd/system").is_dir();
+    if !running {
+        return SystemdFacts {
+            running,
+            version: None,
+        };
+    }
+    // The running manager's version: `systemctl --version` talks to the
+    // installed binary, which on a booted host is the running one.
+    let systemctl = ["/usr/bin/systemctl", "/bin/systemctl"]
+        .iter()
+        .map(|p| root.join(p))
+        .find(|p| p.is_file());
+    let version = match systemctl {
+        Some(p) => match runtimes::run_version(&p, VERSION_TIMEOUT) {
+            Ok(out) => parse_systemd_version(&out),
+            Err(e) => {
+                unreadable.push(Unreadable {
+                    what: "systemd version".into(),
+                    path: Some(p),
+                    error: e,
+                });
+                None
+            }
+        },
+        None => None,
+    };
+    SystemdFacts { running, version }
+}
+
+/// `systemd 252 (252.39-1~deb12u1)` -> 252.
+pub(crate) fn parse_systemd_version(out: &str) -> Option<u32> {
+    let first = out.lines().next()?;
+    let mut words = first.split_whitespace();
+    (words.next()? == "systemd").then_some(())?;
+    let v = words.next()?;
+    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_version_parses() {
+        assert_eq!(parse_systemd_version("systemd 252 (252.39-1~deb12u1)\n+PAM"), Some(252));
+        assert_eq!(parse_systemd_version("systemd 219\n"), Some(219));
+        assert_eq!(parse_systemd_version("nonsense"), None);
+        assert_eq!(parse_systemd_version(""), None);
+    }
+}

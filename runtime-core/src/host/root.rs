@@ -1,0 +1,66 @@
+//! The injectable filesystem root every reader goes through.
+
+use std::path::{Path, PathBuf};
+
+/// A filesystem root under which host paths (`/proc`, `/sys`, `/run`, `/dev`)
+/// are read.
+///
+/// On a real node this is `/`; tests point it at a tempdir fixture laid out
+/// like a host. Paths given to [`HostRoot::join`] are *host* paths (absolute,
+/// as the kernel reports them in `mountinfo`), and are re-rooted here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoot(PathBuf);
+
+impl HostRoot {
+    /// The real root of this machine.
+    pub fn real() -> Self {
+        Self(PathBuf::from("/"))
+    }
+
+    /// A root at `path` (a fixture directory in tests, or a mounted host root
+    /// inside the agent's container).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self(path.into())
+    }
+
+    /// The root directory itself.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Whether this is the machine's real `/`.
+    pub fn is_real(&self) -> bool {
+        self.0 == Path::new("/")
+    }
+
+    /// Re-root an absolute host path (`/proc/self/mountinfo`) under this root.
+    pub fn join(&self, host_path: impl AsRef<Path>) -> PathBuf {
+        let p = host_path.as_ref();
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        self.0.join(rel)
+    }
+}
+
+impl Default for HostRoot {
+    fn default() -> Self {
+        Self::real()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_reroots_absolute_paths() {
+        let r = HostRoot::new("/tmp/fx");
+        assert_eq!(
+            r.join("/proc/self/mountinfo"),
+            PathBuf::from("/tmp/fx/proc/self/mountinfo")
+        );
+        assert_eq!(r.join("sys/fs"), PathBuf::from("/tmp/fx/sys/fs"));
+        assert_eq!(HostRoot::real().join("/dev/char"), PathBuf::from("/dev/char"));
+        assert!(HostRoot::real().is_real());
+        assert!(!r.is_real());
+    }
+}

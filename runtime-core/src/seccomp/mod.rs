@@ -1,0 +1,2 @@
+//! Seccomp profiles (OCI `linux.seccomp`, Kubernetes/Docker JSON) and their
+//! notify-safety analysis.
