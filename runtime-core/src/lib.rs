@@ -12,5 +12,7 @@ pub mod diagnose;
 pub mod error;
 pub mod host;
 pub mod seccomp;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::{IoContext, WrappedIoError};
