@@ -1,6 +1,7 @@
 //! Device rules: one model, three dialects (OCI, cgroup v1, systemd), the v1
 //! emulator and minimal transitions, and v2 eBPF device programs.
 
+pub mod bpf;
 mod rule;
 
 pub use rule::{Access, DeviceRule, DeviceType};
