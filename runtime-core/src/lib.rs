@@ -11,6 +11,7 @@ pub mod devices;
 pub mod diagnose;
 pub mod error;
 pub mod host;
+pub mod procfs;
 pub mod seccomp;
 #[doc(hidden)]
 pub mod testing;
