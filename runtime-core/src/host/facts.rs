@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::kernel::{self, KernelVersion};
 use super::runtimes::{self, RuntimeInfo};
 use super::HostRoot;
 use crate::cgroups::CgroupLayout;
@@ -38,6 +39,12 @@ pub struct SystemdFacts {
 pub struct HostFacts {
     /// Kernel release (`uname -r`).
     pub kernel: Option<String>,
+    /// Whether the kernel's release falls in the upstream range where moving
+    /// a process into a cpu cgroup fails with `EINVAL` while one of its
+    /// threads is `TASK_NEW` (seed 001, `[4.8, 6.1)`, see
+    /// [`super::kernel::ATTACH_RACE_FIXED`]). `None` when the release is
+    /// unknown or unparsable.
+    pub attach_race_exposed: Option<bool>,
     /// How cgroups are mounted.
     pub cgroups: Option<CgroupLayout>,
     /// Whether `/dev/char` exists. Where it does not (LXC hosts), runc
@@ -72,6 +79,11 @@ impl HostFacts {
             }
         };
 
+        let attach_race_exposed = kernel
+            .as_deref()
+            .and_then(KernelVersion::parse)
+            .map(kernel::attach_race_exposed);
+
         let cgroups = match CgroupLayout::detect(root) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -93,6 +105,7 @@ impl HostFacts {
 
         Self {
             kernel,
+            attach_race_exposed,
             cgroups,
             dev_char,
             systemd,
@@ -158,5 +171,33 @@ mod tests {
         assert_eq!(parse_systemd_version("systemd 219\n"), Some(219));
         assert_eq!(parse_systemd_version("nonsense"), None);
         assert_eq!(parse_systemd_version(""), None);
+    }
+
+    #[test]
+    fn attach_race_exposure_follows_the_kernel_release() {
+        let gather_with = |release: Option<&str>| {
+            let d = tempfile::tempdir().expect("tempdir");
+            if let Some(r) = release {
+                let p = d.path().join("proc/sys/kernel");
+                fs::create_dir_all(&p).expect("mkdir");
+                fs::write(p.join("osrelease"), format!("{r}\n")).expect("write");
+            }
+            HostFacts::gather(&HostRoot::new(d.path())).attach_race_exposed
+        };
+        assert_eq!(gather_with(Some("5.4.0-150-generic")), Some(true));
+        assert_eq!(gather_with(Some("6.18.44-fc-v509")), Some(false));
+        assert_eq!(gather_with(Some("garbage")), None);
+        assert_eq!(gather_with(None), None);
+    }
+
+    #[test]
+    fn real_host_reports_attach_race_exposure() {
+        let facts = HostFacts::gather(&HostRoot::real());
+        let release = facts.kernel.as_deref().expect("kernel release readable");
+        let v = KernelVersion::parse(release).expect("parsable release");
+        assert_eq!(
+            facts.attach_race_exposed,
+            Some(kernel::attach_race_exposed(v))
+        );
     }
 }

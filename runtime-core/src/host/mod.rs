@@ -6,9 +6,11 @@
 //! listed in [`HostFacts::unreadable`] instead of failing the scan.
 
 mod facts;
+pub mod kernel;
 mod root;
 pub mod runtimes;
 
 pub use facts::{HostFacts, SystemdFacts, Unreadable};
+pub use kernel::KernelVersion;
 pub use root::HostRoot;
 pub use runtimes::{RuntimeInfo, RuntimeKind};
