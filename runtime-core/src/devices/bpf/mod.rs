@@ -6,10 +6,13 @@
 //! replace, query, read back, detach), and [`effective`] combines the two to
 //! answer what a cgroup may really open.
 
+pub mod effective;
 pub mod insn;
 pub mod interp;
+pub mod kernel;
 pub mod program;
 
+pub use effective::{DeviceVerdict, EffectivePrograms};
 pub use insn::{Insn, Reg};
 pub use interp::{DeviceAccess, Evaluator, InterpError};
 pub use program::build;
