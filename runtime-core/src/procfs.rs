@@ -234,6 +234,18 @@ impl Procfs {
         Ok(out)
     }
 
+    /// When process `pid` started, in clock ticks after boot (field 22 of
+    /// `/proc/<pid>/stat`). With the pid it names a process uniquely: a pid
+    /// can be reused, a (pid, start time) pair cannot.
+    pub fn start_time(&self, pid: i32) -> Result<u64, ProcfsError> {
+        let path = self.pid_dir(pid).join("stat");
+        let stat = fs::read_to_string(&path).map_err(|e| gone_or(e, pid, "read", &path))?;
+        parse_start_time(&stat).ok_or(ProcfsError::Malformed {
+            path,
+            what: "stat line",
+        })
+    }
+
     /// The thread-group id (pid) that thread `tid` belongs to, from the
     /// `Tgid:` line of `/proc/<tid>/status`.
     pub fn tgid_of(&self, tid: i32) -> Result<i32, ProcfsError> {
@@ -424,6 +436,12 @@ pub(crate) fn parse_stat(stat: &str) -> Option<(String, TaskState)> {
     Some((comm, TaskState(state)))
 }
 
+/// Field 22 (`starttime`): the 20th field after the `)` that closes comm.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let close = stat.rfind(')')?;
+    stat[close + 1..].split_whitespace().nth(19)?.parse().ok()
+}
+
 /// `4:cpu,cpuacct:/docker/abc` or `0::/user.slice`.
 fn parse_cgroup_line(line: &str) -> Option<ProcCgroup> {
     let mut parts = line.splitn(3, ':');
@@ -500,6 +518,9 @@ mod tests {
             parse_stat("7 (a) b) c) R 1 2"),
             Some(("a) b) c".to_owned(), TaskState('R')))
         );
+        let line = "7 (a b) S 1 7 7 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 123456 1000 50";
+        assert_eq!(parse_start_time(line), Some(123456));
+        assert_eq!(parse_start_time("7 (a) S 1"), None);
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x)"), None);
     }

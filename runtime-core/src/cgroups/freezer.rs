@@ -1,0 +1,710 @@
+//! The freeze-or-abort guard: freeze a cgroup with a deadline, thaw it when
+//! the guard goes away (normal return, `?` error, or panic unwinding).
+//!
+//! Seed 000: runc tried to freeze a container before systemd replayed its
+//! device rules, gave up after ~2 s of `FREEZING`, *logged and carried on*,
+//! and the workload saw EPERM on `/dev/urandom`. The guard here makes the
+//! failure impossible to ignore: [`FreezeGuard::freeze`] either returns a
+//! guard for a cgroup that is `FROZEN`, or an error that names the tasks that
+//! kept it from freezing, with the cgroup already thawed again.
+//!
+//! Rules the guard keeps:
+//! - a cgroup this guard froze is thawed on every path out, and is never left
+//!   `FREEZING` after a failed attempt;
+//! - a cgroup that was already frozen by someone else (`freezer.self_freezing`
+//!   on v1, `cgroup.freeze` on v2) is left as it was found;
+//! - optionally, a marker file records the freeze before it starts and is
+//!   removed once thawed, so that after a crash [`recover_marker`] can thaw
+//!   what a dead process left frozen.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, WrappedIoError};
+use crate::procfs::{Procfs, TaskInfo};
+
+/// The cgroup to freeze, and which freezer interface it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "version", content = "cgroup", rename_all = "lowercase")]
+pub enum FreezeTarget {
+    /// A cgroup directory in the v1 freezer hierarchy
+    /// (`/sys/fs/cgroup/freezer/...`): `freezer.state`.
+    V1(PathBuf),
+    /// A cgroup v2 directory: `cgroup.freeze` and `cgroup.events`.
+    V2(PathBuf),
+}
+
+impl FreezeTarget {
+    /// The cgroup directory.
+    pub fn dir(&self) -> &Path {
+        match self {
+            FreezeTarget::V1(p) | FreezeTarget::V2(p) => p,
+        }
+    }
+}
+
+impl std::fmt::Display for FreezeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FreezeTarget::V1(p) => write!(f, "v1 {}", p.display()),
+            FreezeTarget::V2(p) => write!(f, "v2 {}", p.display()),
+        }
+    }
+}
+
+/// Options beyond the deadline.
+#[derive(Debug, Clone, Default)]
+pub struct FreezeOptions {
+    /// A marker file to write before freezing and remove after thawing (for
+    /// example `/run/warden/frozen/<container>.json`). Its parent directory
+    /// is created when missing.
+    pub marker: Option<PathBuf>,
+    /// Where to read task facts for the error report; the real `/proc` by
+    /// default.
+    pub procfs: Procfs,
+}
+
+/// Why a freeze did not happen, or a thaw failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FreezeError {
+    /// Reading or writing a freezer file (or the marker) failed.
+    #[error(transparent)]
+    Io(#[from] WrappedIoError),
+    /// A freezer file held something other than the states we know.
+    #[error("{path}: unexpected freezer content {value:?}")]
+    UnexpectedState {
+        /// The file read.
+        path: PathBuf,
+        /// What it held.
+        value: String,
+    },
+    /// The cgroup did not reach `FROZEN` before the deadline.
+    #[error(
+        "cannot freeze {cgroup}: still {state} after {waited:?} ({}); {}",
+        thaw_note(*.thawed, .thaw_error.as_deref()),
+        describe_blockers(.blockers, *.tasks_seen)
+    )]
+    Timeout {
+        /// The cgroup directory.
+        cgroup: PathBuf,
+        /// How long we tried.
+        waited: Duration,
+        /// The state seen last (`FREEZING`).
+        state: String,
+        /// The tasks that most likely kept it from freezing: those in
+        /// uninterruptible sleep that stayed there after the thaw, or, when
+        /// there are none, every task not known to be frozen.
+        blockers: Vec<TaskInfo>,
+        /// How many tasks the cgroup (and its descendants) held.
+        tasks_seen: usize,
+        /// Whether this guard thawed the cgroup again (`false` when the
+        /// freeze was someone else's to undo, or the thaw failed).
+        thawed: bool,
+        /// Why the thaw failed, if it did.
+        thaw_error: Option<String>,
+    },
+    /// The marker names a cgroup that could not be thawed.
+    #[error("marker {marker}: {reason}")]
+    Marker {
+        /// The marker file.
+        marker: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+fn thaw_note(thawed: bool, thaw_error: Option<&str>) -> String {
+    match (thawed, thaw_error) {
+        (true, _) => "thawed again".to_owned(),
+        (false, Some(e)) => format!("THAW FAILED: {e}"),
+        (false, None) => "left as found: the freeze was not ours".to_owned(),
+    }
+}
+
+fn describe_blockers(blockers: &[TaskInfo], tasks_seen: usize) -> String {
+    const SHOWN: usize = 8;
+    if blockers.is_empty() {
+        return format!("no blocking task identified among {tasks_seen} tasks");
+    }
+    let mut s = format!("blocked by {} of {tasks_seen} tasks: ", blockers.len());
+    let shown: Vec<String> = blockers
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect();
+    s.push_str(&shown.join("; "));
+    if blockers.len() > SHOWN {
+        s.push_str(&format!("; and {} more", blockers.len() - SHOWN));
+    }
+    s
+}
+
+/// A frozen cgroup. Thaws it when dropped, unless it was already frozen
+/// before this guard was made.
+#[derive(Debug)]
+#[must_use = "dropping the guard thaws the cgroup at once"]
+pub struct FreezeGuard {
+    target: FreezeTarget,
+    /// We requested the freeze (it was not already requested), so we undo it.
+    owned: bool,
+    /// Still frozen by us: the drop must thaw.
+    active: bool,
+    marker: Option<PathBuf>,
+    waited: Duration,
+}
+
+/// The longest sleep between two looks at the state.
+const MAX_POLL: Duration = Duration::from_millis(10);
+/// How often to repeat the freeze request while the cgroup is `FREEZING`.
+/// On v1 each write of `FROZEN` sends the freezer's wake-up to every task
+/// again, which catches tasks that were busy the first time (runc repeats
+/// its write for the same reason).
+const REWRITE_EVERY: Duration = Duration::from_millis(10);
+/// How often a failed thaw write is retried before giving up.
+const THAW_ATTEMPTS: u32 = 3;
+
+impl FreezeGuard {
+    /// Freeze the v1 freezer cgroup at `v1_freezer_cgroup_dir`
+    /// (`/sys/fs/cgroup/freezer/<path>`), waiting at most `deadline` for it
+    /// to reach `FROZEN`.
+    ///
+    /// On timeout the cgroup is thawed again and the error names the tasks
+    /// that blocked it. A `deadline` of zero makes a single attempt.
+    pub fn freeze(
+        v1_freezer_cgroup_dir: &Path,
+        deadline: Duration,
+    ) -> Result<FreezeGuard, FreezeError> {
+        Self::freeze_target(
+            FreezeTarget::V1(v1_freezer_cgroup_dir.to_path_buf()),
+            deadline,
+            &FreezeOptions::default(),
+        )
+    }
+
+    /// Freeze the cgroup v2 directory `v2_cgroup_dir` (`cgroup.freeze`),
+    /// with the same contract as [`FreezeGuard::freeze`].
+    pub fn freeze_v2(v2_cgroup_dir: &Path, deadline: Duration) -> Result<FreezeGuard, FreezeError> {
+        Self::freeze_target(
+            FreezeTarget::V2(v2_cgroup_dir.to_path_buf()),
+            deadline,
+            &FreezeOptions::default(),
+        )
+    }
+
+    /// Freeze `target`, with options (a crash-recovery marker).
+    pub fn freeze_target(
+        target: FreezeTarget,
+        deadline: Duration,
+        options: &FreezeOptions,
+    ) -> Result<FreezeGuard, FreezeError> {
+        let start = Instant::now();
+        let already_requested = self_freeze_requested(&target)?;
+        let owned = !already_requested;
+        let marker = match (&options.marker, owned) {
+            (Some(m), true) => {
+                write_marker(m, &target, &options.procfs)?;
+                Some(m.clone())
+            }
+            _ => None,
+        };
+        // From here on the guard exists, so every early return (`?`) thaws
+        // what we asked to freeze.
+        let mut guard = FreezeGuard {
+            target,
+            owned,
+            active: owned,
+            marker,
+            waited: Duration::ZERO,
+        };
+        if owned {
+            guard.request(true)?;
+        }
+        let mut pause = Duration::from_micros(100);
+        let mut last_request = Instant::now();
+        let last_state = loop {
+            let state = effective_state(&guard.target)?;
+            if state == State::Frozen {
+                guard.waited = start.elapsed();
+                return Ok(guard);
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= deadline {
+                break state;
+            }
+            thread::sleep(pause.min(deadline - elapsed));
+            pause = (pause * 2).min(MAX_POLL);
+            if owned && last_request.elapsed() >= REWRITE_EVERY {
+                guard.request(true)?;
+                last_request = Instant::now();
+            }
+        };
+        Err(guard.fail(start.elapsed(), last_state, &options.procfs))
+    }
+
+    /// The cgroup this guard holds.
+    pub fn target(&self) -> &FreezeTarget {
+        &self.target
+    }
+
+    /// Whether this guard froze the cgroup (and will thaw it). `false` when
+    /// it was already frozen by someone else, who keeps the duty to thaw.
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    /// How long the freeze took to complete.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// Thaw now and report failure (the drop can only log it).
+    pub fn thaw(mut self) -> Result<(), FreezeError> {
+        self.thaw_inner()
+    }
+
+    /// Build the timeout error: look at the tasks while still `FREEZING`,
+    /// thaw, then look again to tell real blockers from tasks frozen in place.
+    fn fail(&mut self, waited: Duration, last: State, procfs: &Procfs) -> FreezeError {
+        let snapshot = procfs
+            .cgroup_tasks(self.target.dir(), true)
+            .unwrap_or_default();
+        let (thawed, thaw_error) = if self.owned {
+            match self.thaw_inner() {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(e.to_string())),
+            }
+        } else {
+            (false, None)
+        };
+        let blockers = pick_blockers(procfs, &snapshot);
+        FreezeError::Timeout {
+            cgroup: self.target.dir().to_path_buf(),
+            waited,
+            state: last.word(&self.target).to_owned(),
+            blockers,
+            tasks_seen: snapshot.len(),
+            thawed,
+            thaw_error,
+        }
+    }
+
+    fn request(&self, freeze: bool) -> Result<(), FreezeError> {
+        let (path, value) = match &self.target {
+            FreezeTarget::V1(d) => (
+                d.join("freezer.state"),
+                if freeze { "FROZEN" } else { "THAWED" },
+            ),
+            FreezeTarget::V2(d) => (d.join("cgroup.freeze"), if freeze { "1" } else { "0" }),
+        };
+        fs::write(&path, value).with_path("write", &path)?;
+        Ok(())
+    }
+
+    fn thaw_inner(&mut self) -> Result<(), FreezeError> {
+        if !self.active {
+            return Ok(());
+        }
+        let mut last = None;
+        for _ in 0..THAW_ATTEMPTS {
+            match self.request(false) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            // Keep the marker: it is how a later run finds this cgroup.
+            return Err(e);
+        }
+        self.active = false;
+        if let Some(m) = self.marker.take() {
+            match fs::remove_file(&m) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(FreezeError::Io(WrappedIoError {
+                        op: "remove",
+                        path: m,
+                        source,
+                    }))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FreezeGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.thaw_inner() {
+            tracing::error!(cgroup = %self.target, error = %e, "thaw failed; the marker (if any) is kept for recovery");
+        }
+    }
+}
+
+/// The effective freezer state of a cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Thawed,
+    Freezing,
+    Frozen,
+}
+
+impl State {
+    fn word(self, target: &FreezeTarget) -> &'static str {
+        match (self, target) {
+            (State::Thawed, FreezeTarget::V1(_)) => "THAWED",
+            (State::Freezing, FreezeTarget::V1(_)) => "FREEZING",
+            (State::Frozen, FreezeTarget::V1(_)) => "FROZEN",
+            // v2 has no FREEZING: `cgroup.freeze` is 1 and `frozen` still 0.
+            (State::Thawed, FreezeTarget::V2(_)) => "thawed (frozen 0)",
+            (State::Freezing, FreezeTarget::V2(_)) => "freezing (cgroup.freeze 1, frozen 0)",
+            (State::Frozen, FreezeTarget::V2(_)) => "frozen (frozen 1)",
+        }
+    }
+}
+
+fn read_trimmed(path: &Path) -> Result<String, FreezeError> {
+    Ok(fs::read_to_string(path)
+        .with_path("read", path)?
+        .trim()
+        .to_owned())
+}
+
+/// Whether this cgroup itself has a freeze requested (not merely inherited
+/// from a frozen parent): `freezer.self_freezing` on v1, `cgroup.freeze` on
+/// v2. That request is what a guard would set, so it is what decides whether
+/// the guard owns the freeze.
+fn self_freeze_requested(target: &FreezeTarget) -> Result<bool, FreezeError> {
+    let path = match target {
+        FreezeTarget::V1(d) => d.join("freezer.self_freezing"),
+        FreezeTarget::V2(d) => d.join("cgroup.freeze"),
+    };
+    match read_trimmed(&path)?.as_str() {
+        "0" => Ok(false),
+        "1" => Ok(true),
+        other => Err(FreezeError::UnexpectedState {
+            path,
+            value: other.to_owned(),
+        }),
+    }
+}
+
+/// On v1, reading `freezer.state` is also what moves a cgroup from
+/// `FREEZING` to `FROZEN` once every task froze; on v2 the kernel updates
+/// `cgroup.events` by itself.
+fn effective_state(target: &FreezeTarget) -> Result<State, FreezeError> {
+    match target {
+        FreezeTarget::V1(d) => {
+            let path = d.join("freezer.state");
+            match read_trimmed(&path)?.as_str() {
+                "THAWED" => Ok(State::Thawed),
+                "FREEZING" => Ok(State::Freezing),
+                "FROZEN" => Ok(State::Frozen),
+                other => Err(FreezeError::UnexpectedState {
+                    path,
+                    value: other.to_owned(),
+                }),
+            }
+        }
+        FreezeTarget::V2(d) => {
+            let path = d.join("cgroup.events");
+            let text = read_trimmed(&path)?;
+            let frozen = text.lines().find_map(|l| l.strip_prefix("frozen "));
+            match frozen {
+                Some("1") => Ok(State::Frozen),
+                Some("0") => Ok(State::Freezing),
+                _ => Err(FreezeError::UnexpectedState { path, value: text }),
+            }
+        }
+    }
+}
+
+/// Since Linux 6.1 a task frozen in place (asleep in a freezable wait) reads
+/// `D`, like the uninterruptible sleeper that blocks the freezer. After the
+/// thaw the frozen ones wake up; the blockers stay in `D`. So: tasks in `D`
+/// before and after the thaw first; failing that, those in `D` before; failing
+/// that, every task not parked in the freezer's own wait.
+fn pick_blockers(procfs: &Procfs, snapshot: &[TaskInfo]) -> Vec<TaskInfo> {
+    let candidates: Vec<&TaskInfo> = snapshot
+        .iter()
+        .filter(|t| t.wchan.as_deref() != Some("__refrigerator"))
+        .collect();
+    let still_blocked: Vec<TaskInfo> = candidates
+        .iter()
+        .filter(|t| t.state.is_uninterruptible())
+        .filter_map(|t| procfs.task(t.pid, t.tid).ok())
+        .filter(|now| now.state.is_uninterruptible())
+        .collect();
+    if !still_blocked.is_empty() {
+        return still_blocked;
+    }
+    let were_blocked: Vec<TaskInfo> = candidates
+        .iter()
+        .filter(|t| t.state.is_uninterruptible())
+        .map(|t| (*t).clone())
+        .collect();
+    if !were_blocked.is_empty() {
+        return were_blocked;
+    }
+    candidates.into_iter().cloned().collect()
+}
+
+/// What a marker file records: enough to thaw the cgroup and to tell whether
+/// the process that froze it is still alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeMarker {
+    /// The frozen cgroup.
+    pub target: FreezeTarget,
+    /// The pid of the process that froze it.
+    pub owner_pid: i32,
+    /// That process's start time (clock ticks after boot), which tells a
+    /// live owner from an unrelated process that reuses its pid.
+    pub owner_start: u64,
+}
+
+fn write_marker(path: &Path, target: &FreezeTarget, procfs: &Procfs) -> Result<(), FreezeError> {
+    let pid = std::process::id() as i32;
+    let owner_start = procfs.start_time(pid).map_err(|e| FreezeError::Marker {
+        marker: path.to_path_buf(),
+        reason: format!("cannot read our own start time: {e}"),
+    })?;
+    let marker = FreezeMarker {
+        target: target.clone(),
+        owner_pid: pid,
+        owner_start,
+    };
+    let text = serde_json::to_string(&marker).map_err(|e| FreezeError::Marker {
+        marker: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_path("create dir", parent)?;
+    }
+    // Write then rename, so a crash never leaves a torn marker behind.
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text).with_path("write", &tmp)?;
+    fs::rename(&tmp, path).with_path("rename", path)?;
+    Ok(())
+}
+
+/// What [`recover_marker`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// The owner is gone (or is this process): the cgroup was thawed and the
+    /// marker removed.
+    Thawed(FreezeTarget),
+    /// The owner still runs; its guard will thaw. Nothing was touched.
+    OwnerAlive {
+        /// The owner's pid.
+        pid: i32,
+    },
+}
+
+/// Thaw the cgroup a marker names when the process that froze it is dead (or
+/// is the calling process, which then knows it holds no guard for it), and
+/// remove the marker. The agent runs this over its marker directory at start.
+pub fn recover_marker(marker: &Path, procfs: &Procfs) -> Result<Recovery, FreezeError> {
+    let text = fs::read_to_string(marker).with_path("read", marker)?;
+    let m: FreezeMarker = serde_json::from_str(&text).map_err(|e| FreezeError::Marker {
+        marker: marker.to_path_buf(),
+        reason: format!("unreadable marker: {e}"),
+    })?;
+    let me = std::process::id() as i32;
+    let owner_alive = m.owner_pid != me
+        && procfs
+            .start_time(m.owner_pid)
+            .is_ok_and(|s| s == m.owner_start);
+    if owner_alive {
+        return Ok(Recovery::OwnerAlive { pid: m.owner_pid });
+    }
+    // A guard that owns the freeze, with the marker attached: thawing it
+    // through the usual path removes the marker only once the thaw worked.
+    let mut guard = FreezeGuard {
+        target: m.target.clone(),
+        owned: true,
+        active: true,
+        marker: Some(marker.to_path_buf()),
+        waited: Duration::ZERO,
+    };
+    guard.thaw_inner()?;
+    Ok(Recovery::Thawed(m.target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::HostRoot;
+
+    /// A fake v1 freezer directory: plain files, so every write "succeeds"
+    /// at once. Tests the protocol, not the kernel (tests/freezer_real.rs
+    /// does that).
+    fn fake_v1(state: &str, self_freezing: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        fs::write(d.path().join("freezer.state"), state).expect("write");
+        fs::write(d.path().join("freezer.self_freezing"), self_freezing).expect("write");
+        fs::write(d.path().join("tasks"), "").expect("write");
+        d
+    }
+
+    fn read(p: &Path) -> String {
+        fs::read_to_string(p).expect("read").trim().to_owned()
+    }
+
+    #[test]
+    fn owned_freeze_is_thawed_on_drop() {
+        let d = fake_v1("THAWED\n", "0\n");
+        let g = FreezeGuard::freeze(d.path(), Duration::from_millis(50)).expect("freeze");
+        assert!(g.owned());
+        assert_eq!(read(&d.path().join("freezer.state")), "FROZEN");
+        drop(g);
+        assert_eq!(read(&d.path().join("freezer.state")), "THAWED");
+    }
+
+    #[test]
+    fn a_freeze_requested_by_someone_else_is_left_alone() {
+        let d = fake_v1("FROZEN\n", "1\n");
+        let g = FreezeGuard::freeze(d.path(), Duration::from_millis(50)).expect("freeze");
+        assert!(!g.owned());
+        drop(g);
+        assert_eq!(
+            read(&d.path().join("freezer.state")),
+            "FROZEN",
+            "not ours to thaw"
+        );
+    }
+
+    #[test]
+    fn garbage_in_the_state_file_is_an_error_and_thaws() {
+        let d = fake_v1("THAWED\n", "0\n");
+        // A directory where the state file should be makes the write fail.
+        fs::remove_file(d.path().join("freezer.state")).expect("rm");
+        fs::create_dir(d.path().join("freezer.state")).expect("mkdir");
+        let e = FreezeGuard::freeze(d.path(), Duration::ZERO).expect_err("must fail");
+        assert!(matches!(e, FreezeError::Io(_)), "{e}");
+        let d = fake_v1("THAWED\n", "maybe\n");
+        let e = FreezeGuard::freeze(d.path(), Duration::ZERO).expect_err("must fail");
+        assert!(e.to_string().contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn v2_protocol_uses_cgroup_freeze() {
+        let d = tempfile::tempdir().expect("tempdir");
+        fs::write(d.path().join("cgroup.freeze"), "0\n").expect("write");
+        fs::write(d.path().join("cgroup.events"), "populated 1\nfrozen 1\n").expect("write");
+        let g = FreezeGuard::freeze_v2(d.path(), Duration::from_millis(50)).expect("freeze");
+        assert!(g.owned());
+        assert_eq!(read(&d.path().join("cgroup.freeze")), "1");
+        g.thaw().expect("thaw");
+        assert_eq!(read(&d.path().join("cgroup.freeze")), "0");
+    }
+
+    #[test]
+    fn v2_timeout_names_blockers_and_thaws() {
+        let d = tempfile::tempdir().expect("tempdir");
+        fs::write(d.path().join("cgroup.freeze"), "0\n").expect("write");
+        fs::write(d.path().join("cgroup.events"), "populated 1\nfrozen 0\n").expect("write");
+        fs::write(d.path().join("cgroup.threads"), "").expect("write");
+        let e = FreezeGuard::freeze_v2(d.path(), Duration::from_millis(20)).expect_err("timeout");
+        match &e {
+            FreezeError::Timeout {
+                thawed, tasks_seen, ..
+            } => {
+                assert!(*thawed);
+                assert_eq!(*tasks_seen, 0);
+            }
+            other => panic!("unexpected {other}"),
+        }
+        assert_eq!(read(&d.path().join("cgroup.freeze")), "0");
+        assert!(e.to_string().contains("thawed again"), "{e}");
+    }
+
+    #[test]
+    fn blockers_are_told_from_tasks_frozen_in_place() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let r = d.path();
+        let task = |tid: i32, state: char, wchan: &str| {
+            let dir = r.join(format!("proc/{tid}/task/{tid}"));
+            fs::create_dir_all(&dir).expect("mkdir");
+            fs::write(dir.join("stat"), format!("{tid} (t{tid}) {state} 1 1 1\n")).expect("write");
+            fs::write(dir.join("wchan"), wchan).expect("write");
+            TaskInfo {
+                pid: tid,
+                tid,
+                comm: format!("t{tid}"),
+                state: crate::procfs::TaskState('D'),
+                wchan: Some(wchan.to_owned()),
+            }
+        };
+        // Snapshot while FREEZING: all three read D. After the thaw (the
+        // files as they are now) 10 is back to S, 11 still D, 12 parked in
+        // the refrigerator.
+        let snapshot = vec![
+            task(10, 'S', "hrtimer_nanosleep"),
+            task(11, 'D', "fifo_open"),
+            task(12, 'S', "__refrigerator"),
+        ];
+        let procfs = Procfs::new(HostRoot::new(r));
+        let b = pick_blockers(&procfs, &snapshot);
+        assert_eq!(b.iter().map(|t| t.tid).collect::<Vec<_>>(), vec![11]);
+        assert_eq!(b[0].wchan.as_deref(), Some("fifo_open"));
+    }
+
+    #[test]
+    fn marker_is_written_and_removed() {
+        let d = fake_v1("THAWED\n", "0\n");
+        let m = tempfile::tempdir().expect("tempdir");
+        let marker = m.path().join("frozen/c1.json");
+        let opts = FreezeOptions {
+            marker: Some(marker.clone()),
+            ..Default::default()
+        };
+        let g =
+            FreezeGuard::freeze_target(FreezeTarget::V1(d.path().into()), Duration::ZERO, &opts)
+                .expect("freeze");
+        let rec: FreezeMarker =
+            serde_json::from_str(&fs::read_to_string(&marker).expect("marker")).expect("json");
+        assert_eq!(rec.target, FreezeTarget::V1(d.path().into()));
+        assert_eq!(rec.owner_pid, std::process::id() as i32);
+        drop(g);
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn recovery_thaws_for_dead_owners_only() {
+        let d = fake_v1("FROZEN\n", "1\n");
+        let m = tempfile::tempdir().expect("tempdir");
+        let marker = m.path().join("c1.json");
+        let write = |pid: i32, start: u64| {
+            let rec = FreezeMarker {
+                target: FreezeTarget::V1(d.path().into()),
+                owner_pid: pid,
+                owner_start: start,
+            };
+            fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("write");
+        };
+        let procfs = Procfs::real();
+        // pid 1 is alive with this start time: hands off.
+        write(1, procfs.start_time(1).expect("init start"));
+        assert_eq!(
+            recover_marker(&marker, &procfs).expect("recover"),
+            Recovery::OwnerAlive { pid: 1 }
+        );
+        assert_eq!(read(&d.path().join("freezer.state")), "FROZEN");
+        // pid 1 with another start time: a reused pid, so the owner is dead.
+        write(1, 1);
+        assert!(matches!(
+            recover_marker(&marker, &procfs).expect("recover"),
+            Recovery::Thawed(_)
+        ));
+        assert_eq!(read(&d.path().join("freezer.state")), "THAWED");
+        assert!(!marker.exists());
+    }
+}
