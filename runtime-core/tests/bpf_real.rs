@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use runtime_core::devices::bpf::{
-    build, kernel, DeviceAccess, EffectivePrograms, Evaluator, Insn, Reg,
+    build, kernel, DeviceAccess, DeviceVerdict, EffectivePrograms, Evaluator, Insn, Reg,
 };
 use runtime_core::devices::{Access, DeviceRule, DeviceType};
 use runtime_core::testing;
@@ -252,4 +252,364 @@ fn attach_query_read_back_evaluate_and_detach() {
         .prog_ids
         .is_empty());
     assert_eq!(probe(&cg.path, &open_op("/dev/zero", "r")), Outcome::Ok);
+}
+
+/// systemd 252's program for `DeviceAllow=char-pts rwm`, `char-* m`,
+/// `block-* m` (seed 003's `bpftool prog dump xlated`).
+fn seed_systemd_program() -> Vec<Insn> {
+    use Reg as R;
+    vec![
+        Insn::load_u32(R::R2, R::R1, 0),
+        Insn::and32_imm(R::R2, 65535),
+        Insn::load_u32(R::R3, R::R1, 0),
+        Insn::rsh32_imm(R::R3, 16),
+        Insn::load_u32(R::R4, R::R1, 4),
+        Insn::load_u32(R::R5, R::R1, 8),
+        Insn::mov32_reg(R::R1, R::R3),
+        Insn::and32_imm(R::R1, 1),
+        Insn::jne_reg(R::R1, R::R3, 2),
+        Insn::jne_imm(R::R2, 1, 1),
+        Insn::ja(10),
+        Insn::mov32_reg(R::R1, R::R3),
+        Insn::and32_imm(R::R1, 1),
+        Insn::jne_reg(R::R1, R::R3, 2),
+        Insn::jne_imm(R::R2, 2, 1),
+        Insn::ja(5),
+        Insn::jne_imm(R::R2, 2, 2),
+        Insn::jne_imm(R::R4, 0x88, 1),
+        Insn::ja(2),
+        Insn::mov64_imm(R::R0, 0),
+        Insn::ja(1),
+        Insn::mov64_imm(R::R0, 1),
+        Insn::exit(),
+    ]
+}
+
+/// The runtimes' default device set (as runc and containerd grant it).
+fn runtime_default_set() -> Vec<DeviceRule> {
+    let mknod = |kind| DeviceRule {
+        allow: true,
+        kind,
+        major: None,
+        minor: None,
+        access: Access::MKNOD,
+    };
+    vec![
+        mknod(DeviceType::Char),
+        mknod(DeviceType::Block),
+        allow(1, 3),
+        allow(1, 5),
+        allow(1, 7),
+        allow(1, 8),
+        allow(1, 9),
+        allow(5, 0),
+        allow(5, 1),
+        allow(5, 2),
+        DeviceRule {
+            allow: true,
+            kind: DeviceType::Char,
+            major: Some(136),
+            minor: None,
+            access: Access::ALL,
+        },
+        allow(10, 200),
+    ]
+}
+
+#[test]
+fn seed_003_programs_anded_in_the_kernel_deny_dev_null() {
+    if !prerequisites("seed_003_programs_anded_in_the_kernel_deny_dev_null") {
+        return;
+    }
+    let cg = TestCgroup::new(Path::new(UNIFIED), "seed003");
+    let cgfd = cg.fd();
+    // The runtime's own program: /dev/null is allowed.
+    let ours = build(false, &runtime_default_set());
+    let runtime_prog = kernel::load_device_program(&ours).expect("load ours");
+    kernel::attach_multi(cgfd.as_fd(), runtime_prog.as_fd()).expect("attach ours");
+    assert_eq!(probe(&cg.path, &open_op("/dev/null", "rw")), Outcome::Ok);
+
+    // daemon-reload: systemd attaches its program next to it.
+    let sd = seed_systemd_program();
+    let sd_prog = kernel::load_device_program(&sd).expect("load systemd's");
+    kernel::attach_multi(cgfd.as_fd(), sd_prog.as_fd()).expect("attach systemd's");
+
+    let eff = EffectivePrograms::read(&cg.path).expect("effective");
+    assert_eq!(eff.programs.len(), 2);
+    // What the kernel runs is what was loaded, instruction for instruction
+    // or at least in meaning (the verifier may rewrite).
+    let sd_id = kernel::prog_info(sd_prog.as_fd()).expect("info").id;
+    let sd_back = eff
+        .programs
+        .iter()
+        .find(|p| p.id == sd_id)
+        .expect("systemd's program is in effect");
+    assert_same_semantics(&sd_back.insns, &sd);
+    if sd_back.insns != sd {
+        eprintln!("note: systemd program xlated differs from loaded:");
+        for (i, (a, b)) in sd.iter().zip(&sd_back.insns).enumerate() {
+            if a != b {
+                eprintln!("  {i}: loaded {a} -> xlated {b}");
+            }
+        }
+    }
+
+    let null_rw = DeviceAccess::char(1, 3, rw());
+    let v = eff.verdict(&null_rw).expect("eval");
+    assert!(!v.allowed);
+    assert_eq!(v.denied_by.len(), 1, "only systemd's program denies");
+    assert_eq!(probe(&cg.path, &open_op("/dev/null", "rw")), Outcome::Eperm);
+    assert_eq!(
+        probe(&cg.path, &open_op("/dev/urandom", "r")),
+        Outcome::Eperm
+    );
+    // The v1 list of this process's devices cgroup allows all here; the
+    // combined verdict is still a refusal, from v2.
+    let combined = DeviceVerdict::new(Some(true), Some(v.allowed));
+    assert!(!combined.allowed());
+    assert_eq!(combined.refused_by(), vec!["v2"]);
+}
+
+#[test]
+fn load_failure_carries_the_verifier_log() {
+    if !prerequisites("load_failure_carries_the_verifier_log") {
+        return;
+    }
+    // `exit` with r0 never written.
+    let err = kernel::load_device_program(&[Insn::exit()]).expect_err("must be refused");
+    match err {
+        kernel::BpfError::Verifier { source, log } => {
+            assert_eq!(source.raw_os_error(), Some(libc::EACCES), "{log}");
+            assert!(log.contains("R0"), "log names the register: {log}");
+        }
+        other => panic!("expected a verifier error, got {other}"),
+    }
+}
+
+#[test]
+fn verifier_rewrites_in_xlated_code_keep_the_meaning() {
+    if !prerequisites("verifier_rewrites_in_xlated_code_keep_the_meaning") {
+        return;
+    }
+    // A branch the verifier proves never taken (r0 is 1): privileged loads
+    // get it hard-wired, the dead block removed and the resulting no-op
+    // jump dropped, so what the kernel gives back is shorter.
+    let loaded = vec![
+        Insn::mov32_imm(Reg::R0, 1),
+        Insn::jeq_imm(Reg::R0, 0, 2),
+        Insn::mov32_imm(Reg::R0, 1),
+        Insn::exit(),
+        Insn::mov32_imm(Reg::R0, 0),
+        Insn::exit(),
+    ];
+    let prog = kernel::load_device_program(&loaded).expect("load");
+    let back = kernel::prog_info(prog.as_fd()).expect("info").xlated;
+    eprintln!(
+        "loaded {} insns, kernel gave back {}",
+        loaded.len(),
+        back.len()
+    );
+    for i in &back {
+        eprintln!("  {i}");
+    }
+    assert!(back.len() < loaded.len(), "dead code is removed: {back:?}");
+    assert_same_semantics(&back, &loaded);
+}
+
+/// A shell in `cg` opening `dev` read-write in a loop until `stop` exists,
+/// then printing "<opens> <failures>"; failures' messages go to `err`.
+fn open_loop(cg: &Path, dev: &str, stop: &Path, err: &Path) -> Shell {
+    let script = format!(
+        "exec 2>{err}; echo ready; n=0; e=0; \
+         while [ ! -e {stop} ]; do true <>{dev} || e=$((e+1)); n=$((n+1)); done; \
+         echo \"$n $e\"",
+        err = err.display(),
+        stop = stop.display(),
+    );
+    Shell(spawn_in(cg, &script))
+}
+
+/// Read the loop's "ready" line (it runs from then on) and later its
+/// counts.
+fn read_line(r: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("read child line");
+    line.trim().to_string()
+}
+
+#[test]
+fn atomic_replace_never_opens_a_window() {
+    if !prerequisites("atomic_replace_never_opens_a_window") {
+        return;
+    }
+    let cg = TestCgroup::new(Path::new(UNIFIED), "replace");
+    let cgfd = cg.fd();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A narrow program (only /dev/null and ptys: what a broken rule set
+    // leaves) and the correct default set. /dev/null is in both.
+    let narrow = build(
+        false,
+        &[
+            allow(1, 3),
+            DeviceRule {
+                allow: true,
+                kind: DeviceType::Char,
+                major: Some(136),
+                minor: None,
+                access: Access::ALL,
+            },
+        ],
+    );
+    let correct = build(false, &runtime_default_set());
+    let mut current = kernel::load_device_program(&narrow).expect("load narrow");
+    kernel::attach_multi(cgfd.as_fd(), current.as_fd()).expect("attach");
+    assert_eq!(probe(&cg.path, &open_op("/dev/zero", "r")), Outcome::Eperm);
+
+    let mut shell = open_loop(
+        &cg.path,
+        "/dev/null",
+        &tmp.path().join("stop"),
+        &tmp.path().join("err"),
+    );
+    let mut out = BufReader::new(shell.0.stdout.take().expect("stdout"));
+    assert_eq!(read_line(&mut out), "ready");
+
+    // Several hundred replaces, each loading a fresh program as a runtime's
+    // update does, alternating narrow and correct.
+    const REPLACES: usize = 400;
+    for i in 0..REPLACES {
+        let next = if i % 2 == 0 { &correct } else { &narrow };
+        let new = kernel::load_device_program(next).expect("load next");
+        kernel::replace(cgfd.as_fd(), new.as_fd(), current.as_fd()).expect("replace");
+        current = new;
+        // Exactly one program at every step: replaced, not added.
+        if i % 50 == 0 {
+            let ids = kernel::query(cgfd.as_fd(), false).expect("query").prog_ids;
+            assert_eq!(ids.len(), 1, "after replace {i}");
+        }
+    }
+    fs::write(tmp.path().join("stop"), "").expect("stop loop");
+    let counts = read_line(&mut out);
+    let mut it = counts
+        .split_whitespace()
+        .map(|x| x.parse::<u64>().expect("count"));
+    let (opens, failures) = (it.next().expect("opens"), it.next().expect("failures"));
+    let err = fs::read_to_string(tmp.path().join("err")).unwrap_or_default();
+    eprintln!("{REPLACES} replaces during {opens} opens of /dev/null: {failures} failures");
+    assert!(opens > 0, "the loop ran");
+    assert_eq!(failures, 0, "EPERM during atomic replace: {err}");
+    // The last replace installed `narrow` (REPLACES is even), which keeps
+    // /dev/null and still refuses /dev/zero.
+    let eff = EffectivePrograms::read(&cg.path).expect("effective");
+    assert_same_semantics(&eff.programs[0].insns, &narrow);
+    assert_eq!(probe(&cg.path, &open_op("/dev/zero", "r")), Outcome::Eperm);
+
+    // The detector has teeth: the same loop under a program that refuses
+    // /dev/null counts failures.
+    let stop2 = tmp.path().join("stop2");
+    let mut shell2 = open_loop(&cg.path, "/dev/null", &stop2, &tmp.path().join("err2"));
+    let mut out2 = BufReader::new(shell2.0.stdout.take().expect("stdout"));
+    assert_eq!(read_line(&mut out2), "ready");
+    let deny = kernel::load_device_program(&build(false, &[])).expect("load deny-all");
+    kernel::replace(cgfd.as_fd(), deny.as_fd(), current.as_fd()).expect("replace");
+    std::thread::sleep(Duration::from_millis(50));
+    fs::write(&stop2, "").expect("stop loop 2");
+    let counts = read_line(&mut out2);
+    let failures: u64 = counts
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .expect("failures");
+    assert!(
+        failures > 0,
+        "a denying program is seen by the loop: {counts}"
+    );
+    let err2 = fs::read_to_string(tmp.path().join("err2")).unwrap_or_default();
+    assert!(err2.contains("not permitted"), "{err2}");
+    drop(shell);
+}
+
+#[test]
+fn effective_programs_include_ancestors() {
+    if !prerequisites("effective_programs_include_ancestors") {
+        return;
+    }
+    let parent = TestCgroup::new(Path::new(UNIFIED), "ancestors");
+    let child = TestCgroup::new(&parent.path, "child");
+    let (pfd, cfd) = (parent.fd(), child.fd());
+    // Parent: null and zero. Child: null and urandom. Effective: null only.
+    let p_prog = kernel::load_device_program(&build(false, &[allow(1, 3), allow(1, 5)]))
+        .expect("load parent's");
+    let c_prog = kernel::load_device_program(&build(false, &[allow(1, 3), allow(1, 9)]))
+        .expect("load child's");
+    kernel::attach_multi(pfd.as_fd(), p_prog.as_fd()).expect("attach parent");
+    kernel::attach_multi(cfd.as_fd(), c_prog.as_fd()).expect("attach child");
+    let p_id = kernel::prog_info(p_prog.as_fd()).expect("info").id;
+    let c_id = kernel::prog_info(c_prog.as_fd()).expect("info").id;
+
+    assert_eq!(
+        kernel::query(cfd.as_fd(), false).expect("q").prog_ids,
+        vec![c_id]
+    );
+    let effective = kernel::query(cfd.as_fd(), true).expect("q").prog_ids;
+    assert_eq!(effective.len(), 2);
+    assert!(effective.contains(&p_id) && effective.contains(&c_id));
+
+    let eff = EffectivePrograms::read(&child.path).expect("effective");
+    for (dev, minor) in [("/dev/null", 3), ("/dev/zero", 5), ("/dev/urandom", 9)] {
+        let predicted = eff
+            .allows(&DeviceAccess::char(1, minor, Access::READ))
+            .expect("eval");
+        let expected = if predicted {
+            Outcome::Ok
+        } else {
+            Outcome::Eperm
+        };
+        assert_eq!(probe(&child.path, &open_op(dev, "r")), expected, "{dev}");
+    }
+    assert!(eff.allows(&DeviceAccess::char(1, 3, rw())).expect("eval"));
+    assert!(!eff
+        .allows(&DeviceAccess::char(1, 5, Access::READ))
+        .expect("eval"));
+    assert!(!eff
+        .allows(&DeviceAccess::char(1, 9, Access::READ))
+        .expect("eval"));
+
+    // Cross-check with bpftool: the child's own list and the effective one.
+    if testing::require_tool("effective_programs_include_ancestors", "bpftool") {
+        let ids = |extra: &[&str]| -> Vec<u64> {
+            let out = Command::new("bpftool")
+                .args(["-j", "cgroup", "list"])
+                .arg(&child.path)
+                .args(extra)
+                .output()
+                .expect("run bpftool");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            v.as_array()
+                .expect("array")
+                .iter()
+                .filter(|p| p["attach_type"] == "cgroup_device")
+                .map(|p| p["id"].as_u64().expect("id"))
+                .collect()
+        };
+        assert_eq!(ids(&[]), vec![u64::from(c_id)]);
+        let mut eff_ids = ids(&["effective"]);
+        eff_ids.sort_unstable();
+        let mut want = vec![u64::from(p_id), u64::from(c_id)];
+        want.sort_unstable();
+        assert_eq!(eff_ids, want);
+    }
+
+    kernel::detach(cfd.as_fd(), c_prog.as_fd()).expect("detach child's");
+    let eff = EffectivePrograms::read(&child.path).expect("effective");
+    assert_eq!(
+        eff.programs.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![p_id]
+    );
+    assert_eq!(probe(&child.path, &open_op("/dev/zero", "r")), Outcome::Ok);
 }

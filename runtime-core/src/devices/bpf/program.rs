@@ -21,6 +21,7 @@
 //! and the access bits in the high 16.
 
 use super::insn::{Insn, Reg};
+use crate::devices::v1::{DefaultPolicy, Emulator, EmulatorError};
 use crate::devices::{Access, DeviceRule, DeviceType};
 
 /// `BPF_DEVCG_DEV_BLOCK`: type code of block devices in the context.
@@ -83,11 +84,36 @@ const MAJOR: Reg = Reg::R4;
 const MINOR: Reg = Reg::R5;
 const TMP: Reg = Reg::R1;
 
-/// Build a device program from a v1 devices state: `default_allow` (the
-/// cgroup's default: `a *:* rwm` allowed or denied) and the exceptions to
-/// it. Each exception's `allow` field is ignored: in a v1 state every
-/// exception is the opposite of the default. Exceptions with no access bits
-/// change nothing and are left out.
+/// Build a device program from an ordered OCI / v1 rule list: the rules are
+/// applied in order, from deny-all, by the v1 emulator, and the resulting
+/// state is compiled with [`build_from_emulator`]. Fails where the kernel
+/// would refuse a rule (no access letters).
+pub fn build_from_rules(rules: &[DeviceRule]) -> Result<Vec<Insn>, EmulatorError> {
+    Ok(build_from_emulator(&Emulator::from_rules(rules)?))
+}
+
+/// Build a device program enforcing exactly what a v1 devices cgroup in
+/// this emulated state enforces. Deny exceptions that a `devices.list` read
+/// cannot show ([`Emulator::hidden_denies_possible`]) are unknown and so
+/// not in the program.
+pub fn build_from_emulator(emu: &Emulator) -> Vec<Insn> {
+    let exceptions: Vec<DeviceRule> = emu
+        .exceptions()
+        .iter()
+        .map(|e| e.pattern.rule(true, e.access))
+        .collect();
+    build(emu.default_policy() == DefaultPolicy::Allow, &exceptions)
+}
+
+/// Build a device program from a v1 devices state given by its parts:
+/// `default_allow` (the cgroup's default: `a *:* rwm` allowed or denied)
+/// and the exceptions to it. Each exception's `allow` field is ignored: in
+/// a v1 state every exception is the opposite of the default. Exceptions
+/// with no access bits change nothing and are left out; a major or minor of
+/// `u32::MAX` is the wildcard, as the kernel stores `*`; exceptions with the
+/// same type, major and minor are one entry with the union of their bits,
+/// as the kernel merges writes to the same key (so `b *:* m` and `b *:* r`
+/// together allow `rm`).
 pub fn build(default_allow: bool, exceptions: &[DeviceRule]) -> Vec<Insn> {
     let mut prog = vec![
         Insn::load_u32(TYPE, Reg::R1, 0),
@@ -97,15 +123,36 @@ pub fn build(default_allow: bool, exceptions: &[DeviceRule]) -> Vec<Insn> {
         Insn::load_u32(MAJOR, Reg::R1, 4),
         Insn::load_u32(MINOR, Reg::R1, 8),
     ];
-    for ex in exceptions {
+    for ex in merge_keys(exceptions) {
         if ex.access.is_empty() {
             continue;
         }
-        prog.extend(exception_block(default_allow, ex));
+        prog.extend(exception_block(default_allow, &ex));
     }
     prog.push(Insn::mov32_imm(Reg::R0, i32::from(default_allow)));
     prog.push(Insn::exit());
     prog
+}
+
+/// Normalise `u32::MAX` to the wildcard and merge exceptions with equal
+/// keys, keeping first-seen order.
+fn merge_keys(exceptions: &[DeviceRule]) -> Vec<DeviceRule> {
+    let mut out: Vec<DeviceRule> = Vec::with_capacity(exceptions.len());
+    for ex in exceptions {
+        let ex = DeviceRule {
+            major: ex.major.filter(|&m| m != u32::MAX),
+            minor: ex.minor.filter(|&m| m != u32::MAX),
+            ..*ex
+        };
+        match out
+            .iter_mut()
+            .find(|o| (o.kind, o.major, o.minor) == (ex.kind, ex.major, ex.minor))
+        {
+            Some(o) => o.access = o.access.union(ex.access),
+            None => out.push(ex),
+        }
+    }
+    out
 }
 
 /// A compare against a 32-bit device number. Numbers that fit a positive
@@ -201,9 +248,26 @@ mod tests {
 
     #[test]
     fn huge_device_numbers_use_jmp32() {
-        let ex = DeviceRule::allow_char(u32::MAX, 7, Access::ALL);
+        let ex = DeviceRule::allow_char(u32::MAX - 1, 7, Access::ALL);
         let p = build(false, &[ex]);
-        assert!(p.contains(&Insn::jne32_imm(MAJOR, -1, 3)));
+        assert!(p.contains(&Insn::jne32_imm(MAJOR, -2, 3)));
         assert!(p.contains(&Insn::jne_imm(MINOR, 7, 2)));
+    }
+
+    #[test]
+    fn all_ones_is_the_wildcard() {
+        let p = build(
+            false,
+            &[DeviceRule::allow_char(u32::MAX, u32::MAX, Access::ALL)],
+        );
+        let q = build(
+            false,
+            &[DeviceRule {
+                major: None,
+                minor: None,
+                ..DeviceRule::allow_char(0, 0, Access::ALL)
+            }],
+        );
+        assert_eq!(p, q);
     }
 }

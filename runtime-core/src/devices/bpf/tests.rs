@@ -4,7 +4,8 @@
 
 use super::insn::{Insn, Reg};
 use super::interp::{DeviceAccess, Evaluator};
-use super::program::build;
+use super::program::{build, build_from_rules};
+use crate::devices::v1::{DefaultPolicy, Emulator, Exception, Pattern};
 use crate::devices::{Access, DeviceRule, DeviceType};
 use proptest::prelude::*;
 
@@ -34,18 +35,26 @@ fn all_requests() -> Vec<DeviceAccess> {
     out
 }
 
-/// The kernel's v1 check (security/device_cgroup.c), written independently
-/// of the builder: deny-by-default needs one exception covering every
-/// requested bit; allow-by-default denies on any exception sharing a bit.
+/// The v1 emulator's answer for a state given by its parts.
 fn v1_reference(default_allow: bool, exceptions: &[DeviceRule], req: &DeviceAccess) -> bool {
-    let mut matching = exceptions
-        .iter()
-        .filter(|e| e.matches(req.kind, req.major, req.minor));
-    if default_allow {
-        !matching.any(|e| !e.access.intersection(req.access).is_empty())
+    emulator_state(default_allow, exceptions).allows(req.kind, req.major, req.minor, req.access)
+}
+
+fn emulator_state(default_allow: bool, exceptions: &[DeviceRule]) -> Emulator {
+    let policy = if default_allow {
+        DefaultPolicy::Allow
     } else {
-        matching.any(|e| e.access.contains(req.access))
-    }
+        DefaultPolicy::Deny
+    };
+    let exceptions: Vec<Exception> = exceptions
+        .iter()
+        .filter(|e| !e.access.is_empty())
+        .map(|e| Exception {
+            pattern: Pattern::new(e.kind, e.major, e.minor),
+            access: e.access,
+        })
+        .collect();
+    Emulator::with_exceptions(policy, &exceptions)
 }
 
 fn assert_builder_matches(default_allow: bool, exceptions: &[DeviceRule]) {
@@ -57,6 +66,21 @@ fn assert_builder_matches(default_allow: bool, exceptions: &[DeviceRule]) {
         assert_eq!(
             got, want,
             "default_allow={default_allow} exceptions={exceptions:?} request {req}"
+        );
+    }
+}
+
+/// An ordered OCI rule list: the program built from it answers every
+/// request class as the emulator does after applying the same writes.
+fn assert_rules_match(rules: &[DeviceRule]) {
+    let emu = Emulator::from_rules(rules).expect("valid rules");
+    let prog = build_from_rules(rules).expect("valid rules");
+    let ev = Evaluator::new(&prog).expect("builder output must be runnable");
+    for req in all_requests() {
+        assert_eq!(
+            ev.allows(&req).expect("evaluate"),
+            emu.allows(req.kind, req.major, req.minor, req.access),
+            "rules={rules:?} request {req}"
         );
     }
 }
@@ -116,13 +140,13 @@ fn runtime_default_set_matches_v1_over_every_class() {
 
 #[test]
 fn wildcards_partial_access_and_blacklists_match_v1() {
-    use DeviceType::{All, Block, Char};
+    use DeviceType::{Block, Char};
     let cases: Vec<(bool, Vec<DeviceRule>)> = vec![
         // Whitelists with every wildcard shape and partial access.
         (false, vec![rule(Char, Some(1), None, "r")]),
         (false, vec![rule(Char, None, Some(3), "w")]),
         (false, vec![rule(Block, None, None, "rw")]),
-        (false, vec![rule(All, Some(5), Some(5), "rm")]),
+        (false, vec![rule(Char, Some(5), Some(5), "rm")]),
         // Two exceptions each holding part of a request: v1 needs one
         // exception with every bit, so `rw` on 1:3 stays denied.
         (
@@ -147,7 +171,7 @@ fn wildcards_partial_access_and_blacklists_match_v1() {
                 rule(Block, Some(8), None, "rw"),
             ],
         ),
-        (true, vec![rule(All, None, Some(0), "rwm")]),
+        (true, vec![rule(Block, None, Some(0), "rwm")]),
         // An exception with no access bits changes nothing.
         (false, vec![rule(Char, Some(1), Some(3), "")]),
         (true, vec![rule(Char, Some(1), Some(3), "")]),
@@ -157,22 +181,64 @@ fn wildcards_partial_access_and_blacklists_match_v1() {
     }
 }
 
+#[test]
+fn oci_lists_the_runtimes_write_match_the_emulator() {
+    use DeviceType::{All, Block, Char};
+    let deny_all = DeviceRule {
+        allow: false,
+        ..rule(All, None, None, "rwm")
+    };
+    let mut containerd = vec![deny_all];
+    containerd.extend(runtime_default_exceptions());
+    assert_rules_match(&containerd);
+    // Privileged: allow everything.
+    assert_rules_match(&[rule(All, None, None, "rwm")]);
+    // Allow-all then deny one device: a deny list.
+    assert_rules_match(&[
+        rule(All, None, None, "rwm"),
+        DeviceRule {
+            allow: false,
+            ..rule(Char, Some(1), Some(3), "w")
+        },
+    ]);
+    // A deny that v1 cannot apply (a hole in a wildcard) changes nothing
+    // in v1, and so nothing in the program either.
+    assert_rules_match(&[
+        rule(Char, Some(1), None, "rwm"),
+        DeviceRule {
+            allow: false,
+            ..rule(Char, Some(1), Some(3), "rwm")
+        },
+        rule(Block, Some(8), Some(0), "r"),
+    ]);
+    // Empty list: deny-all.
+    assert_rules_match(&[]);
+}
+
 fn arb_exception() -> impl Strategy<Value = DeviceRule> {
+    arb_rule(false)
+}
+
+/// A rule over the interesting numbers; with `with_all`, also `a` (reset)
+/// rules and deny rules, as in an OCI list.
+fn arb_rule(with_all: bool) -> impl Strategy<Value = DeviceRule> {
     let num = |vals: &'static [u32]| {
         prop_oneof![Just(None), proptest::sample::select(vals).prop_map(Some)]
     };
+    let kinds: &'static [DeviceType] = if with_all {
+        &[DeviceType::Char, DeviceType::Block, DeviceType::All]
+    } else {
+        &[DeviceType::Char, DeviceType::Block]
+    };
     (
-        prop_oneof![
-            Just(DeviceType::Char),
-            Just(DeviceType::Block),
-            Just(DeviceType::All)
-        ],
+        proptest::sample::select(kinds),
+        any::<bool>().prop_map(move |a| a || !with_all),
         num(&MAJORS),
         num(&MINORS),
         1..8u8,
     )
-        .prop_map(|(kind, major, minor, bits)| DeviceRule {
-            allow: true,
+        .prop_map(|(kind, allow, major, minor, bits)| DeviceRule {
+            allow,
             kind,
             major,
             minor,
@@ -190,6 +256,15 @@ proptest! {
         exceptions in proptest::collection::vec(arb_exception(), 0..8),
     ) {
         assert_builder_matches(default_allow, &exceptions);
+    }
+
+    /// Random ordered OCI lists (allows, denies, `a` resets): the program
+    /// agrees with the emulator that applied the same writes.
+    #[test]
+    fn builder_agrees_with_emulator_on_random_rule_lists(
+        rules in proptest::collection::vec(arb_rule(true), 0..10),
+    ) {
+        assert_rules_match(&rules);
     }
 }
 
