@@ -254,6 +254,51 @@ fn attach_query_read_back_evaluate_and_detach() {
     assert_eq!(probe(&cg.path, &open_op("/dev/zero", "r")), Outcome::Ok);
 }
 
+/// `bpftool prog dump xlated id N opcodes`, decoded into instructions.
+fn bpftool_xlated(id: u32) -> Vec<Insn> {
+    let out = Command::new("bpftool")
+        .args([
+            "-j",
+            "prog",
+            "dump",
+            "xlated",
+            "id",
+            &id.to_string(),
+            "opcodes",
+        ])
+        .output()
+        .expect("run bpftool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let hex = |x: &serde_json::Value| -> u8 {
+        let s = x.as_str().expect("hex string");
+        u8::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex byte")
+    };
+    let le = |x: &serde_json::Value| -> Vec<u8> {
+        x.as_array().expect("byte array").iter().map(hex).collect()
+    };
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|i| {
+            let o = &i["opcodes"];
+            let off = le(&o["off"]);
+            let imm = le(&o["imm"]);
+            Insn {
+                code: hex(&o["code"]),
+                dst: hex(&o["dst_reg"]),
+                src: hex(&o["src_reg"]),
+                off: i16::from_le_bytes([off[0], off[1]]),
+                imm: i32::from_le_bytes([imm[0], imm[1], imm[2], imm[3]]),
+            }
+        })
+        .collect()
+}
+
 /// systemd 252's program for `DeviceAllow=char-pts rwm`, `char-* m`,
 /// `block-* m` (seed 003's `bpftool prog dump xlated`).
 fn seed_systemd_program() -> Vec<Insn> {
@@ -354,6 +399,13 @@ fn seed_003_programs_anded_in_the_kernel_deny_dev_null() {
         }
     }
 
+    // bpftool reads the same translated instructions: byte for byte.
+    if testing::require_tool(
+        "seed_003_programs_anded_in_the_kernel_deny_dev_null",
+        "bpftool",
+    ) {
+        assert_eq!(bpftool_xlated(sd_id), sd_back.insns);
+    }
     let null_rw = DeviceAccess::char(1, 3, rw());
     let v = eff.verdict(&null_rw).expect("eval");
     assert!(!v.allowed);
@@ -403,7 +455,8 @@ fn verifier_rewrites_in_xlated_code_keep_the_meaning() {
         Insn::exit(),
     ];
     let prog = kernel::load_device_program(&loaded).expect("load");
-    let back = kernel::prog_info(prog.as_fd()).expect("info").xlated;
+    let info = kernel::prog_info(prog.as_fd()).expect("info");
+    let back = info.xlated;
     eprintln!(
         "loaded {} insns, kernel gave back {}",
         loaded.len(),
@@ -413,6 +466,13 @@ fn verifier_rewrites_in_xlated_code_keep_the_meaning() {
         eprintln!("  {i}");
     }
     assert!(back.len() < loaded.len(), "dead code is removed: {back:?}");
+    // The rewrite is the kernel's: bpftool sees the same instructions.
+    if testing::require_tool(
+        "verifier_rewrites_in_xlated_code_keep_the_meaning",
+        "bpftool",
+    ) {
+        assert_eq!(bpftool_xlated(info.id), back);
+    }
     assert_same_semantics(&back, &loaded);
 }
 
