@@ -84,30 +84,8 @@ pub enum FreezeError {
         value: String,
     },
     /// The cgroup did not reach `FROZEN` before the deadline.
-    #[error(
-        "cannot freeze {cgroup}: still {state} after {waited:?} ({}); {}",
-        thaw_note(*.thawed, .thaw_error.as_deref()),
-        describe_blockers(.blockers, *.tasks_seen)
-    )]
-    Timeout {
-        /// The cgroup directory.
-        cgroup: PathBuf,
-        /// How long we tried.
-        waited: Duration,
-        /// The state seen last (`FREEZING`).
-        state: String,
-        /// The tasks that most likely kept it from freezing: those in
-        /// uninterruptible sleep that stayed there after the thaw, or, when
-        /// there are none, every task not known to be frozen.
-        blockers: Vec<TaskInfo>,
-        /// How many tasks the cgroup (and its descendants) held.
-        tasks_seen: usize,
-        /// Whether this guard thawed the cgroup again (`false` when the
-        /// freeze was someone else's to undo, or the thaw failed).
-        thawed: bool,
-        /// Why the thaw failed, if it did.
-        thaw_error: Option<String>,
-    },
+    #[error("{0}")]
+    Timeout(Box<FreezeTimeout>),
     /// The marker names a cgroup that could not be thawed.
     #[error("marker {marker}: {reason}")]
     Marker {
@@ -116,6 +94,42 @@ pub enum FreezeError {
         /// What was wrong with it.
         reason: String,
     },
+}
+
+/// The details of a freeze that did not complete in time.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreezeTimeout {
+    /// The cgroup directory.
+    pub cgroup: PathBuf,
+    /// How long we tried.
+    pub waited: Duration,
+    /// The state seen last (`FREEZING`).
+    pub state: String,
+    /// The tasks that most likely kept it from freezing: those in
+    /// uninterruptible sleep that stayed there after the thaw, or, when
+    /// there are none, every task not known to be frozen.
+    pub blockers: Vec<TaskInfo>,
+    /// How many tasks the cgroup (and its descendants) held.
+    pub tasks_seen: usize,
+    /// Whether this guard thawed the cgroup again (`false` when the freeze
+    /// was someone else's to undo, or the thaw failed).
+    pub thawed: bool,
+    /// Why the thaw failed, if it did.
+    pub thaw_error: Option<String>,
+}
+
+impl std::fmt::Display for FreezeTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot freeze {}: still {} after {:?} ({}); {}",
+            self.cgroup.display(),
+            self.state,
+            self.waited,
+            thaw_note(self.thawed, self.thaw_error.as_deref()),
+            describe_blockers(&self.blockers, self.tasks_seen)
+        )
+    }
 }
 
 fn thaw_note(thawed: bool, thaw_error: Option<&str>) -> String {
@@ -282,7 +296,7 @@ impl FreezeGuard {
             (false, None)
         };
         let blockers = pick_blockers(procfs, &snapshot);
-        FreezeError::Timeout {
+        FreezeError::Timeout(Box::new(FreezeTimeout {
             cgroup: self.target.dir().to_path_buf(),
             waited,
             state: last.word(&self.target).to_owned(),
@@ -290,7 +304,7 @@ impl FreezeGuard {
             tasks_seen: snapshot.len(),
             thawed,
             thaw_error,
-        }
+        }))
     }
 
     fn request(&self, freeze: bool) -> Result<(), FreezeError> {
@@ -614,11 +628,9 @@ mod tests {
         fs::write(d.path().join("cgroup.threads"), "").expect("write");
         let e = FreezeGuard::freeze_v2(d.path(), Duration::from_millis(20)).expect_err("timeout");
         match &e {
-            FreezeError::Timeout {
-                thawed, tasks_seen, ..
-            } => {
-                assert!(*thawed);
-                assert_eq!(*tasks_seen, 0);
+            FreezeError::Timeout(t) => {
+                assert!(t.thawed);
+                assert_eq!(t.tasks_seen, 0);
             }
             other => panic!("unexpected {other}"),
         }

@@ -4,5 +4,5 @@
 pub mod freezer;
 pub mod layout;
 
-pub use freezer::{FreezeError, FreezeGuard, FreezeOptions, FreezeTarget};
+pub use freezer::{FreezeError, FreezeGuard, FreezeOptions, FreezeTarget, FreezeTimeout};
 pub use layout::{CgroupLayout, CgroupMode, LayoutError, V1Hierarchy, V2Hierarchy};
