@@ -15,6 +15,7 @@ use std::time::Duration;
 use runtime_core::devices::bpf::{
     build, kernel, DeviceAccess, DeviceVerdict, EffectivePrograms, Evaluator, Insn, Reg,
 };
+use runtime_core::devices::v1::V1DeviceCgroup;
 use runtime_core::devices::{Access, DeviceRule, DeviceType};
 use runtime_core::testing;
 
@@ -72,6 +73,12 @@ impl Drop for Shell {
 /// Start `sh -c script` inside `cg`: the shell waits on stdin until it has
 /// been moved, so everything the script does happens inside the cgroup.
 fn spawn_in(cg: &Path, script: &str) -> Child {
+    spawn_in_all(&[cg], script)
+}
+
+/// [`spawn_in`] for a task placed in several cgroups at once (one per
+/// hierarchy: a v1 devices cgroup and a v2 one).
+fn spawn_in_all(cgs: &[&Path], script: &str) -> Child {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("read go; {script}"))
@@ -80,7 +87,9 @@ fn spawn_in(cg: &Path, script: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sh");
-    fs::write(cg.join("cgroup.procs"), child.id().to_string()).expect("move child");
+    for cg in cgs {
+        fs::write(cg.join("cgroup.procs"), child.id().to_string()).expect("move child");
+    }
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"go\n").expect("release child");
     child
@@ -97,10 +106,15 @@ enum Outcome {
 /// Have a process inside `cg` do one device operation: a shell
 /// redirection (`<>/dev/null`, `</dev/zero`, `>/dev/full`) or a mknod.
 fn probe(cg: &Path, op: &str) -> Outcome {
+    probe_in(&[cg], op)
+}
+
+/// [`probe`] from a task in several cgroups.
+fn probe_in(cgs: &[&Path], op: &str) -> Outcome {
     let script = format!("{op} && echo OK");
     // One operation and exit: nothing to kill if the test fails here (an
     // unreleased shell sees EOF on stdin when we die and ends too).
-    let out = spawn_in(cg, &script)
+    let out = spawn_in_all(cgs, &script)
         .wait_with_output()
         .expect("wait probe");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -672,4 +686,49 @@ fn effective_programs_include_ancestors() {
         vec![p_id]
     );
     assert_eq!(probe(&child.path, &open_op("/dev/zero", "r")), Outcome::Ok);
+}
+
+#[test]
+fn hybrid_task_needs_both_v1_list_and_v2_programs() {
+    let test = "hybrid_task_needs_both_v1_list_and_v2_programs";
+    let v1_root = Path::new("/sys/fs/cgroup/devices");
+    if !prerequisites(test) || !testing::require_path(test, &v1_root.join("devices.allow")) {
+        return;
+    }
+    // v1: an allow list of /dev/null and /dev/urandom.
+    let v1 = TestCgroup::new(v1_root, "hybrid");
+    fs::write(v1.path.join("devices.deny"), "a").expect("deny all (v1)");
+    for line in ["c 1:3 rwm", "c 1:9 rwm"] {
+        fs::write(v1.path.join("devices.allow"), line).expect("allow (v1)");
+    }
+    // v2: a program allowing /dev/null and /dev/zero.
+    let v2 = TestCgroup::new(Path::new(UNIFIED), "hybrid");
+    let prog =
+        kernel::load_device_program(&build(false, &[allow(1, 3), allow(1, 5)])).expect("load");
+    kernel::attach_multi(v2.fd().as_fd(), prog.as_fd()).expect("attach");
+
+    let emu = V1DeviceCgroup::new(&v1.path)
+        .read()
+        .expect("read devices.list");
+    let eff = EffectivePrograms::read(&v2.path).expect("effective");
+    for (dev, minor, refused_by) in [
+        ("/dev/null", 3, vec![]),
+        ("/dev/zero", 5, vec!["v1"]),
+        ("/dev/urandom", 9, vec!["v2"]),
+        ("/dev/full", 7, vec!["v1", "v2"]),
+    ] {
+        let req = DeviceAccess::char(1, minor, Access::READ);
+        let verdict = DeviceVerdict::evaluate(Some(&emu), Some(&eff), &req).expect("eval");
+        assert_eq!(verdict.refused_by(), refused_by, "{dev}");
+        let expected = if verdict.allowed() {
+            Outcome::Ok
+        } else {
+            Outcome::Eperm
+        };
+        assert_eq!(
+            probe_in(&[&v1.path, &v2.path], &open_op(dev, "r")),
+            expected,
+            "{dev}: predicted {verdict:?}"
+        );
+    }
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use super::interp::{DeviceAccess, Evaluator, InterpError};
 use super::kernel::{self, BpfError};
 use super::Insn;
+use crate::devices::v1::Emulator;
 
 /// One program that runs for a cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,12 +178,35 @@ pub struct DeviceVerdict {
     pub v1: Option<bool>,
     /// The v2 programs' answer ([`EffectivePrograms::allows`]).
     pub v2: Option<bool>,
+    /// The v1 state came from an allow-mode `devices.list`, which hides its
+    /// deny exceptions: a v1 "allowed" is then only "not known to be
+    /// refused".
+    pub v1_hidden_denies: bool,
 }
 
 impl DeviceVerdict {
-    /// Combine the two answers.
+    /// Combine two answers obtained elsewhere.
     pub fn new(v1: Option<bool>, v2: Option<bool>) -> Self {
-        Self { v1, v2 }
+        Self {
+            v1,
+            v2,
+            v1_hidden_denies: false,
+        }
+    }
+
+    /// Evaluate `req` against the task's v1 devices state (the emulator,
+    /// typically read from its `devices.list`) and the programs in effect
+    /// for its v2 cgroup; `None` for a hierarchy that does not apply.
+    pub fn evaluate(
+        v1: Option<&Emulator>,
+        v2: Option<&EffectivePrograms>,
+        req: &DeviceAccess,
+    ) -> Result<Self, EffectiveError> {
+        Ok(Self {
+            v1: v1.map(|e| e.allows(req.kind, req.major, req.minor, req.access)),
+            v2: v2.map(|p| p.allows(req)).transpose()?,
+            v1_hidden_denies: v1.is_some_and(Emulator::hidden_denies_possible),
+        })
     }
 
     /// Whether the access is allowed: neither hierarchy refuses it.
@@ -246,6 +270,39 @@ mod tests {
         assert!(eff
             .allows(&DeviceAccess::block(8, 0, Access::ALL))
             .expect("eval"));
+    }
+
+    #[test]
+    fn evaluate_asks_both_hierarchies() {
+        let rw = Access::parse("rw").expect("rw");
+        let v1 = Emulator::from_rules(&[
+            DeviceRule::allow_char(1, 3, rw),
+            DeviceRule::allow_char(1, 9, rw),
+        ])
+        .expect("rules");
+        let v2 = EffectivePrograms::from_programs(
+            "/x".into(),
+            vec![prog(
+                1,
+                &[
+                    DeviceRule::allow_char(1, 3, rw),
+                    DeviceRule::allow_char(1, 5, rw),
+                ],
+            )],
+        )
+        .expect("programs");
+        let ask = |minor| {
+            DeviceVerdict::evaluate(Some(&v1), Some(&v2), &DeviceAccess::char(1, minor, rw))
+                .expect("eval")
+        };
+        assert!(ask(3).allowed());
+        assert_eq!(ask(5).refused_by(), vec!["v1"]);
+        assert_eq!(ask(9).refused_by(), vec!["v2"]);
+        assert_eq!(ask(7).refused_by(), vec!["v1", "v2"]);
+        let only_v2 =
+            DeviceVerdict::evaluate(None, Some(&v2), &DeviceAccess::char(1, 5, rw)).expect("eval");
+        assert!(only_v2.allowed());
+        assert!(!only_v2.v1_hidden_denies);
     }
 
     #[test]
