@@ -27,7 +27,7 @@ pub fn require(ok: bool, reason: &str) -> bool {
 
 /// Whether this process runs with effective uid 0.
 pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+    crate::host::running_as_root()
 }
 
 /// Require root.
@@ -37,7 +37,10 @@ pub fn require_root(test: &str) -> bool {
 
 /// Require an executable on `PATH` (or an absolute path).
 pub fn require_tool(test: &str, tool: &str) -> bool {
-    require(which(tool).is_some(), &format!("{test}: needs `{tool}` installed"))
+    require(
+        which(tool).is_some(),
+        &format!("{test}: needs `{tool}` installed"),
+    )
 }
 
 /// Require a path to exist (a cgroup hierarchy, a device node...).

@@ -36,17 +36,28 @@ impl From<Outcome> for ExitCode {
 /// Run the scan and print the report.
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     if !args.host_root.is_dir() {
-        anyhow::bail!("--host-root {} is not a directory", args.host_root.display());
+        anyhow::bail!(
+            "--host-root {} is not a directory",
+            args.host_root.display()
+        );
     }
     let root = HostRoot::new(&args.host_root);
     let report = scan(&root);
-    let mut out = std::io::stdout().lock();
+    let mut buf = Vec::new();
     match args.output {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report).context("write JSON report")?;
-            writeln!(out)?;
+            serde_json::to_writer_pretty(&mut buf, &report).context("encode JSON report")?;
+            buf.push(b'\n');
         }
-        OutputFormat::Table => table::write(&mut out, &report).context("write report")?,
+        OutputFormat::Table => table::write(&mut buf, &report).context("format report")?,
+    }
+    // A reader that stops early (`warden check | head`) is not an error of
+    // the scan: the exit status still reports what was found.
+    match std::io::stdout().lock().write_all(&buf) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(anyhow::Error::new(e).context("write report"))
+        }
+        _ => {}
     }
     Ok(report.outcome())
 }
@@ -54,7 +65,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
 /// Gather everything `warden check` reports about the host under `root`.
 pub fn scan(root: &HostRoot) -> Report {
     let mut host = HostFacts::gather(root);
-    if root.is_real() && !nix_is_root() {
+    if root.is_real() && !runtime_core::host::running_as_root() {
         host.unreadable.push(runtime_core::host::Unreadable {
             what: "container state and cgroups".into(),
             path: None,
@@ -67,16 +78,4 @@ pub fn scan(root: &HostRoot) -> Report {
         host,
         findings: Vec::new(),
     }
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY-free: reading the effective uid through std's view of /proc.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }

@@ -9,7 +9,10 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let h = &report.host;
     writeln!(out, "HOST")?;
     let mut rows: Vec<(String, String)> = Vec::new();
-    rows.push(("kernel".into(), h.kernel.clone().unwrap_or_else(|| "unknown".into())));
+    rows.push((
+        "kernel".into(),
+        h.kernel.clone().unwrap_or_else(|| "unknown".into()),
+    ));
     match &h.cgroups {
         Some(c) => {
             rows.push(("cgroups".into(), c.mode.to_string()));
@@ -22,7 +25,10 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 } else {
                     v2.controllers.join(",")
                 };
-                rows.push(("cgroup v2".into(), format!("{} ({ctl})", v2.mount_point.display())));
+                rows.push((
+                    "cgroup v2".into(),
+                    format!("{} ({ctl})", v2.mount_point.display()),
+                ));
             }
         }
         None => rows.push(("cgroups".into(), "unknown".into())),
@@ -62,7 +68,14 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
         writeln!(out, "FINDINGS: none")?;
     } else {
         writeln!(out, "FINDINGS")?;
-        let cols = ["CONTAINER", "POD", "CHECK", "SEVERITY", "REPAIRED", "MESSAGE"];
+        let cols = [
+            "CONTAINER",
+            "POD",
+            "CHECK",
+            "SEVERITY",
+            "REPAIRED",
+            "MESSAGE",
+        ];
         let body: Vec<[String; 6]> = report
             .findings
             .iter()

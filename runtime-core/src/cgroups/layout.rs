@@ -129,7 +129,10 @@ impl CgroupLayout {
                     }
                     // The same hierarchy bind-mounted twice (containers do
                     // this) is one hierarchy: keep its first mount point.
-                    if v1.iter().any(|h: &V1Hierarchy| h.controllers == controllers) {
+                    if v1
+                        .iter()
+                        .any(|h: &V1Hierarchy| h.controllers == controllers)
+                    {
                         continue;
                     }
                     v1.push(V1Hierarchy {
@@ -221,7 +224,10 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -251,13 +257,22 @@ mod tests {
     fn hybrid_is_detected() {
         let l = CgroupLayout::from_mountinfo(HYBRID).expect("layout");
         assert_eq!(l.mode, CgroupMode::Hybrid);
-        assert_eq!(l.v1_mount("devices"), Some(Path::new("/sys/fs/cgroup/devices")));
-        assert_eq!(l.v1_mount("name=systemd"), Some(Path::new("/sys/fs/cgroup/systemd")));
+        assert_eq!(
+            l.v1_mount("devices"),
+            Some(Path::new("/sys/fs/cgroup/devices"))
+        );
+        assert_eq!(
+            l.v1_mount("name=systemd"),
+            Some(Path::new("/sys/fs/cgroup/systemd"))
+        );
         assert_eq!(
             l.v2.as_ref().map(|v| v.mount_point.clone()),
             Some(PathBuf::from("/sys/fs/cgroup/unified"))
         );
-        assert_eq!(l.v1_controllers(), ["cpu", "devices", "freezer", "name=systemd"]);
+        assert_eq!(
+            l.v1_controllers(),
+            ["cpu", "devices", "freezer", "name=systemd"]
+        );
     }
 
     #[test]
@@ -279,8 +294,15 @@ mod tests {
 ";
         let l = CgroupLayout::from_mountinfo(text).expect("layout");
         assert_eq!(l.mode, CgroupMode::Legacy);
-        assert_eq!(l.v1.len(), 2, "bind mount of the same hierarchy counted once");
-        assert_eq!(l.v1_mount("cpuacct"), Some(Path::new("/sys/fs/cgroup/cpu,cpuacct")));
+        assert_eq!(
+            l.v1.len(),
+            2,
+            "bind mount of the same hierarchy counted once"
+        );
+        assert_eq!(
+            l.v1_mount("cpuacct"),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
+        );
         assert!(l.v2.is_none());
     }
 

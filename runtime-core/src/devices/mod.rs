@@ -2,6 +2,8 @@
 //! emulator and minimal transitions, and v2 eBPF device programs.
 
 pub mod bpf;
+pub mod oci;
 mod rule;
+pub mod v1;
 
 pub use rule::{Access, DeviceRule, DeviceType};

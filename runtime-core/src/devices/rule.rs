@@ -37,7 +37,9 @@ impl DeviceType {
 
 /// Access bits: read, write, mknod. A small bit set rather than three bools
 /// so that set algebra (union, intersection, subset) stays one operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Access(u8);
 
 impl Access {
@@ -151,7 +153,7 @@ impl DeviceRule {
     /// device of type `kind` (never [`DeviceType::All`]).
     pub fn matches(&self, kind: DeviceType, major: u32, minor: u32) -> bool {
         (self.kind == DeviceType::All || self.kind == kind)
-            && self.major.is_none_or(|m| m == major)
-            && self.minor.is_none_or(|m| m == minor)
+            && self.major.map_or(true, |m| m == major)
+            && self.minor.map_or(true, |m| m == minor)
     }
 }

@@ -135,7 +135,7 @@ fn systemd_facts(root: &HostRoot, unreadable: &mut Vec<Unreadable>) -> SystemdFa
         .map(|p| root.join(p))
         .find(|p| p.is_file());
     let version = match systemctl {
-        Some(p) => match runtimes::run_version(&p, VERSION_TIMEOUT) {
+        Some(p) => match runtimes::run_version(&p, "--version", VERSION_TIMEOUT) {
             Ok(out) => parse_systemd_version(&out),
             Err(e) => {
                 unreadable.push(Unreadable {
@@ -167,7 +167,10 @@ mod tests {
 
     #[test]
     fn systemd_version_parses() {
-        assert_eq!(parse_systemd_version("systemd 252 (252.39-1~deb12u1)\n+PAM"), Some(252));
+        assert_eq!(
+            parse_systemd_version("systemd 252 (252.39-1~deb12u1)\n+PAM"),
+            Some(252)
+        );
         assert_eq!(parse_systemd_version("systemd 219\n"), Some(219));
         assert_eq!(parse_systemd_version("nonsense"), None);
         assert_eq!(parse_systemd_version(""), None);

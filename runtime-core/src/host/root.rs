@@ -59,7 +59,10 @@ mod tests {
             PathBuf::from("/tmp/fx/proc/self/mountinfo")
         );
         assert_eq!(r.join("sys/fs"), PathBuf::from("/tmp/fx/sys/fs"));
-        assert_eq!(HostRoot::real().join("/dev/char"), PathBuf::from("/dev/char"));
+        assert_eq!(
+            HostRoot::real().join("/dev/char"),
+            PathBuf::from("/dev/char")
+        );
         assert!(HostRoot::real().is_real());
         assert!(!r.is_real());
     }

@@ -35,6 +35,15 @@ impl RuntimeKind {
         RuntimeKind::ContainerdShimRuncV2,
     ];
 
+    /// The flag that makes the binary print its version.
+    pub fn version_flag(self) -> &'static str {
+        match self {
+            // The shim has no --version; `-v` prints a "Version:" block.
+            RuntimeKind::ContainerdShimRuncV2 => "-v",
+            _ => "--version",
+        }
+    }
+
     /// The executable's name.
     pub fn binary(self) -> &'static str {
         match self {
@@ -91,7 +100,7 @@ pub fn discover(root: &HostRoot, timeout: Duration) -> (Vec<RuntimeInfo>, Vec<Un
         }) else {
             continue;
         };
-        let (version, version_raw) = match run_version(&real_path, timeout) {
+        let (version, version_raw) = match run_version(&real_path, kind.version_flag(), timeout) {
             Ok(out) => {
                 let raw = parse_version_output(kind, &out);
                 (raw.as_deref().map(clean_version), raw)
@@ -122,11 +131,11 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Run `BIN --version` with a deadline; the combined stdout is returned.
+/// Run `BIN FLAG` (`--version`) with a deadline; stdout is returned.
 /// A binary that hangs is killed rather than stalling the whole scan.
-pub(crate) fn run_version(bin: &Path, timeout: Duration) -> Result<String, String> {
+pub(crate) fn run_version(bin: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
     let mut child = Command::new(bin)
-        .arg("--version")
+        .arg(flag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -143,13 +152,13 @@ pub(crate) fn run_version(bin: &Path, timeout: Duration) -> Result<String, Strin
                 return if status.success() {
                     Ok(out)
                 } else {
-                    Err(format!("--version exited with {status}"))
+                    Err(format!("{flag} exited with {status}"))
                 };
             }
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("--version did not answer within {timeout:?}"));
+                return Err(format!("{flag} did not answer within {timeout:?}"));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(format!("wait: {e}")),
@@ -163,7 +172,14 @@ pub(crate) fn run_version(bin: &Path, timeout: Duration) -> Result<String, Strin
 /// - crun: `crun version 1.8.1`
 /// - containerd: `containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1`
 /// - ctr: `ctr github.com/containerd/containerd 1.6.20~ds1`
+/// - containerd-shim-runc-v2 `-v`: a block with `  Version:  1.6.20~ds1`
 pub fn parse_version_output(kind: RuntimeKind, out: &str) -> Option<String> {
+    if kind == RuntimeKind::ContainerdShimRuncV2 {
+        let line = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Version:"))?;
+        return line.split_whitespace().next().map(str::to_owned);
+    }
     let first = out.lines().find(|l| !l.trim().is_empty())?;
     let words: Vec<&str> = first.split_whitespace().collect();
     let word = match kind {
@@ -171,10 +187,12 @@ pub fn parse_version_output(kind: RuntimeKind, out: &str) -> Option<String> {
             let i = words.iter().position(|w| *w == "version")?;
             words.get(i + 1)?
         }
-        RuntimeKind::Containerd | RuntimeKind::Ctr | RuntimeKind::ContainerdShimRuncV2 => words
-            .iter()
-            .skip(1)
-            .find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?,
+        RuntimeKind::Containerd | RuntimeKind::Ctr | RuntimeKind::ContainerdShimRuncV2 => {
+            words.iter().skip(1).find(|w| {
+                w.trim_start_matches('v')
+                    .starts_with(|c: char| c.is_ascii_digit())
+            })?
+        }
     };
     Some(word.to_string())
 }
@@ -204,15 +222,36 @@ mod tests {
     #[test]
     fn versions_parse_for_each_runtime() {
         let cases = [
-            (RuntimeKind::Runc, "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n", "1.1.5"),
-            (RuntimeKind::Crun, "crun version 1.8.1\ncommit: f8a096b\n", "1.8.1"),
+            (
+                RuntimeKind::Runc,
+                "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n",
+                "1.1.5",
+            ),
+            (
+                RuntimeKind::Crun,
+                "crun version 1.8.1\ncommit: f8a096b\n",
+                "1.8.1",
+            ),
             (
                 RuntimeKind::Containerd,
                 "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1\n",
                 "1.6.20",
             ),
-            (RuntimeKind::Ctr, "ctr github.com/containerd/containerd 1.6.20~ds1\n", "1.6.20"),
-            (RuntimeKind::Containerd, "containerd containerd.io v1.7.0 abc\n", "1.7.0"),
+            (
+                RuntimeKind::Ctr,
+                "ctr github.com/containerd/containerd 1.6.20~ds1\n",
+                "1.6.20",
+            ),
+            (
+                RuntimeKind::Containerd,
+                "containerd containerd.io v1.7.0 abc\n",
+                "1.7.0",
+            ),
+            (
+                RuntimeKind::ContainerdShimRuncV2,
+                "containerd-shim-runc-v2:\n  Version:  1.6.20~ds1\n  Revision: x\n",
+                "1.6.20",
+            ),
         ];
         for (kind, out, want) in cases {
             let raw = parse_version_output(kind, out).expect(out);
