@@ -188,7 +188,7 @@ fn moves_a_thread_spawning_process_10000_times() {
         failures[0]
     );
     assert!(
-        threads >= 1000,
+        threads >= 100,
         "the process kept creating threads: {threads}"
     );
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
