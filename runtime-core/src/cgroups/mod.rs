@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod freezer;
 pub mod layout;
+pub mod paths;
 
 pub use attach::{attach, spawn_into_cgroup, AttachError, Attached, SpawnError};
 pub use freezer::{FreezeError, FreezeGuard, FreezeOptions, FreezeTarget, FreezeTimeout};
