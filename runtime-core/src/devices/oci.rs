@@ -103,7 +103,6 @@ pub fn rules_to_oci(rules: &[DeviceRule]) -> Vec<LinuxDeviceCgroup> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
 

@@ -214,7 +214,6 @@ pub fn apply_target(dir: &Path, target: &Emulator) -> Result<Applied, ApplyError
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use crate::devices::v1::lines::parse_write;

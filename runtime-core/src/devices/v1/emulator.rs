@@ -398,7 +398,6 @@ pub(crate) fn essential(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
 

@@ -311,7 +311,6 @@ fn shared_request(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use crate::devices::v1::lines::{format_write, parse_write};
