@@ -9,6 +9,7 @@
 pub mod cgroups;
 pub mod devices;
 pub mod diagnose;
+pub mod discovery;
 pub mod error;
 pub mod host;
 pub mod procfs;

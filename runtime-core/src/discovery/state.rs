@@ -1,0 +1,229 @@
+//! Reading one container's runtime state.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::Deserialize;
+
+use super::{Container, ContainerCgroups, PodIdentity, RuntimeSource};
+use crate::cgroups::CgroupLayout;
+use crate::host::HostRoot;
+use crate::procfs::Procfs;
+
+/// What every reader needs.
+pub(super) struct Ctx<'a> {
+    pub root: &'a HostRoot,
+    pub procfs: &'a Procfs,
+    pub layout: Option<&'a CgroupLayout>,
+    pub containerd_tasks: &'a Path,
+}
+
+/// The parts of runc's `state.json` (libcontainer's `State`) we use.
+#[derive(Deserialize)]
+struct RuncState {
+    id: String,
+    init_process_pid: i32,
+    init_process_start: u64,
+    #[serde(default)]
+    config: RuncConfig,
+    #[serde(default)]
+    cgroup_paths: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+struct RuncConfig {
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    cgroups: RuncCgroups,
+}
+
+#[derive(Deserialize, Default)]
+struct RuncCgroups {
+    #[serde(default, rename = "Systemd")]
+    systemd: bool,
+}
+
+/// crun's `status` file.
+#[derive(Deserialize)]
+struct CrunStatus {
+    pid: i32,
+    #[serde(rename = "process-start-time")]
+    process_start_time: u64,
+    #[serde(default)]
+    bundle: Option<PathBuf>,
+    #[serde(default, rename = "systemd-cgroup")]
+    systemd_cgroup: bool,
+}
+
+/// A runc (or containerd-runc) container from `<dir>/state.json`.
+pub(super) fn read_runc(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    src: RuntimeSource,
+) -> Result<Container, String> {
+    let path = dir.join("state.json");
+    let state: RuncState = read_json(&path)?;
+    check_alive(ctx, state.init_process_pid, state.init_process_start)?;
+    let mut bundle = state
+        .config
+        .labels
+        .iter()
+        .find_map(|l| l.strip_prefix("bundle="))
+        .map(PathBuf::from);
+    if bundle.is_none() {
+        if let RuntimeSource::ContainerdRunc { namespace } = &src {
+            bundle = Some(ctx.containerd_tasks.join(namespace).join(&state.id));
+        }
+    }
+    let bundle = bundle.ok_or_else(|| format!("{}: no bundle label", path.display()))?;
+    let config = read_config(&[ctx.root.join(bundle.join("config.json"))])?;
+    // runc records host paths itself; /proc/<pid>/cgroup is the fallback when
+    // an older runc did not.
+    let cgroups = cgroups_of(ctx, state.init_process_pid)
+        .or_else(|| cgroups_from_runc(&state.cgroup_paths))
+        .ok_or_else(|| format!("container {}: cgroups unknown", state.id))?;
+    Ok(build(
+        state.id,
+        src,
+        state.init_process_pid,
+        dir,
+        Some(bundle),
+        config,
+        cgroups,
+        state.config.cgroups.systemd,
+    ))
+}
+
+/// A crun container from `<dir>/status`.
+pub(super) fn read_crun(ctx: &Ctx<'_>, dir: &Path) -> Result<Container, String> {
+    let path = dir.join("status");
+    let status: CrunStatus = read_json(&path)?;
+    check_alive(ctx, status.pid, status.process_start_time)?;
+    let id = super::file_name(dir);
+    // crun keeps its own copy of the config: it survives the bundle's removal.
+    let mut candidates = vec![dir.join("config.json")];
+    if let Some(b) = &status.bundle {
+        candidates.push(ctx.root.join(b.join("config.json")));
+    }
+    let config = read_config(&candidates)?;
+    let cgroups =
+        cgroups_of(ctx, status.pid).ok_or_else(|| format!("container {id}: cgroups unknown"))?;
+    Ok(build(
+        id,
+        RuntimeSource::Crun,
+        status.pid,
+        dir,
+        status.bundle,
+        config,
+        cgroups,
+        status.systemd_cgroup,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    id: String,
+    runtime: RuntimeSource,
+    pid: i32,
+    state_dir: &Path,
+    bundle: Option<PathBuf>,
+    config: Spec,
+    cgroups: ContainerCgroups,
+    systemd_cgroup: bool,
+) -> Container {
+    let pod = config
+        .annotations()
+        .as_ref()
+        .and_then(PodIdentity::from_annotations);
+    Container {
+        id,
+        runtime,
+        pid,
+        state_dir: state_dir.to_path_buf(),
+        bundle,
+        config: Some(Box::new(config)),
+        cgroups,
+        systemd_cgroup,
+        pod,
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    // A state file caught mid-write does not parse: skip this round.
+    serde_json::from_slice(&text).map_err(|e| format!("parse {}: {e}", path.display()))
+}
+
+fn read_config(candidates: &[PathBuf]) -> Result<Spec, String> {
+    let mut last = String::from("no config.json candidate");
+    for p in candidates {
+        match fs::read(p) {
+            Ok(bytes) => {
+                return serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("parse {}: {e}", p.display()))
+            }
+            Err(e) => last = format!("read {}: {e} (bundle gone?)", p.display()),
+        }
+    }
+    Err(last)
+}
+
+/// The init must still be the process the runtime started: same pid *and*
+/// same start time, or the pid was recycled after the container exited.
+fn check_alive(ctx: &Ctx<'_>, pid: i32, start: u64) -> Result<(), String> {
+    match ctx.procfs.start_time(pid) {
+        Ok(t) if t == start => Ok(()),
+        Ok(t) => Err(format!(
+            "exited (pid {pid} now belongs to a process started at {t}, not {start})"
+        )),
+        Err(e) if e.is_gone() => Err(format!("exited (pid {pid} is gone)")),
+        Err(e) => Err(format!("cannot read init pid {pid}: {e}")),
+    }
+}
+
+/// Host cgroup directories of `pid`, from `/proc/<pid>/cgroup` and the mount
+/// layout.
+fn cgroups_of(ctx: &Ctx<'_>, pid: i32) -> Option<ContainerCgroups> {
+    let layout = ctx.layout?;
+    let entries = ctx.procfs.cgroups(pid).ok()?;
+    let mut out = ContainerCgroups::default();
+    for e in entries {
+        if e.hierarchy == 0 && e.controllers.iter().all(String::is_empty) {
+            if let Some(v2) = &layout.v2 {
+                out.v2 = Some(v2.mount_point.join(e.path.trim_start_matches('/')));
+                if out.path.is_none() || layout.v1.is_empty() {
+                    out.path = Some(e.path.clone());
+                }
+            }
+            continue;
+        }
+        for c in &e.controllers {
+            if let Some(m) = layout.v1_mount(c) {
+                out.v1
+                    .insert(c.clone(), m.join(e.path.trim_start_matches('/')));
+            }
+            if c == "devices" {
+                out.path = Some(e.path.clone());
+            }
+        }
+    }
+    Some(out)
+}
+
+fn cgroups_from_runc(paths: &BTreeMap<String, PathBuf>) -> Option<ContainerCgroups> {
+    if paths.is_empty() {
+        return None;
+    }
+    let mut out = ContainerCgroups::default();
+    for (k, v) in paths {
+        if k.is_empty() {
+            out.v2 = Some(v.clone());
+        } else {
+            out.v1.insert(k.clone(), v.clone());
+        }
+    }
+    Some(out)
+}
