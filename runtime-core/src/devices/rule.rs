@@ -153,7 +153,7 @@ impl DeviceRule {
     /// device of type `kind` (never [`DeviceType::All`]).
     pub fn matches(&self, kind: DeviceType, major: u32, minor: u32) -> bool {
         (self.kind == DeviceType::All || self.kind == kind)
-            && self.major.map_or(true, |m| m == major)
-            && self.minor.map_or(true, |m| m == minor)
+            && self.major.is_none_or(|m| m == major)
+            && self.minor.is_none_or(|m| m == minor)
     }
 }
