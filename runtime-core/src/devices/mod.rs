@@ -2,8 +2,11 @@
 //! emulator and minimal transitions, and v2 eBPF device programs.
 
 pub mod bpf;
+pub mod device_allow;
+pub mod host_devices;
 pub mod oci;
 mod rule;
+pub mod systemd;
 pub mod v1;
 
 pub use rule::{Access, DeviceRule, DeviceType};
