@@ -14,6 +14,7 @@ pub mod error;
 pub mod host;
 pub mod procfs;
 pub mod seccomp;
+pub mod systemd;
 #[doc(hidden)]
 pub mod testing;
 
