@@ -7,7 +7,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use runtime_core::host::{HostFacts, HostRoot};
+use runtime_core::diagnose::{self, CheckPolicy, ScanOptions};
+use runtime_core::host::HostRoot;
 
 use crate::cli::{CheckArgs, OutputFormat};
 pub use report::Report;
@@ -42,7 +43,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
         );
     }
     let root = HostRoot::new(&args.host_root);
-    let report = scan(&root);
+    let report = scan(&root, &CheckPolicy::default());
     let mut buf = Vec::new();
     match args.output {
         OutputFormat::Json => {
@@ -63,10 +64,17 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Gather everything `warden check` reports about the host under `root`.
-pub fn scan(root: &HostRoot) -> Report {
-    let mut host = HostFacts::gather(root);
+pub fn scan(root: &HostRoot, policy: &CheckPolicy) -> Report {
+    let opts = ScanOptions {
+        root: root.clone(),
+        // Live checks (canary processes, eBPF reads) only make sense on the
+        // machine we run on.
+        live: root.is_real(),
+        ..ScanOptions::real()
+    };
+    let mut report = diagnose::scan(&opts, policy);
     if root.is_real() && !runtime_core::host::running_as_root() {
-        host.unreadable.push(runtime_core::host::Unreadable {
+        report.host.unreadable.push(runtime_core::host::Unreadable {
             what: "container state and cgroups".into(),
             path: None,
             error: "not running as root: containers, their cgroups and other users' \
@@ -74,8 +82,5 @@ pub fn scan(root: &HostRoot) -> Report {
                 .into(),
         });
     }
-    Report {
-        host,
-        findings: Vec::new(),
-    }
+    Report(report)
 }

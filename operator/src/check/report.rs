@@ -1,24 +1,20 @@
 //! The report `warden check` prints.
 
-use runtime_core::diagnose::{Finding, Severity};
-use runtime_core::host::HostFacts;
+use runtime_core::diagnose::{ScanReport, Severity};
 use serde::Serialize;
 
 use super::Outcome;
 
-/// Everything one scan found: `{"host": {...}, "findings": [...]}`.
+/// Everything one scan found: `{"host": {...}, "findings": [...], "containers": [...]}`.
 #[derive(Debug, Serialize)]
-pub struct Report {
-    /// Facts about the node.
-    pub host: HostFacts,
-    /// What is wrong, per container or for the host.
-    pub findings: Vec<Finding>,
-}
+#[serde(transparent)]
+pub struct Report(pub ScanReport);
 
 impl Report {
     /// Clean unless an unrepaired finding at warning or above remains.
     pub fn outcome(&self) -> Outcome {
         if self
+            .0
             .findings
             .iter()
             .any(|f| f.severity >= Severity::Warning && !f.repaired)
@@ -27,5 +23,12 @@ impl Report {
         } else {
             Outcome::Clean
         }
+    }
+}
+
+impl std::ops::Deref for Report {
+    type Target = ScanReport;
+    fn deref(&self) -> &ScanReport {
+        &self.0
     }
 }

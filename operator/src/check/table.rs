@@ -64,6 +64,18 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
     }
 
     writeln!(out)?;
+    writeln!(out, "CONTAINERS: {}", report.containers.len())?;
+    for c in &report.containers {
+        writeln!(
+            out,
+            "  {:<16} {:<16} pid {:<8} {}",
+            c.runtime,
+            short_id(&c.id),
+            c.pid,
+            c.pod.as_deref().unwrap_or("-")
+        )?;
+    }
+    writeln!(out)?;
     if report.findings.is_empty() {
         writeln!(out, "FINDINGS: none")?;
     } else {

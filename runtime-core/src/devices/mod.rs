@@ -2,6 +2,7 @@
 //! emulator and minimal transitions, and v2 eBPF device programs.
 
 pub mod bpf;
+pub mod canary;
 pub mod device_allow;
 pub mod host_devices;
 pub mod oci;

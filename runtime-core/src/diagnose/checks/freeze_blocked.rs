@@ -1,0 +1,73 @@
+//! `freeze-blocked`: tasks in uninterruptible sleep inside a container's
+//! cgroup. A freeze would wait for them and fail (seed 000: runc then went on
+//! with a disruptive device update).
+
+use super::{evidence, Ctx};
+use crate::diagnose::{ids, Finding, Severity};
+use crate::discovery::Container;
+
+/// Wait channels of tasks that are frozen, not blocked: since Linux 6.1 a
+/// frozen task also shows state `D`.
+/// How long a task must stay in `D` to count.
+const RESAMPLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+const FROZEN_WCHANS: &[&str] = &["__refrigerator", "do_freezer_trap", "freezer_wait"];
+
+pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
+    let root = &ctx.opts.root;
+    let host_dir = match (c.cgroups.v1("freezer"), &c.cgroups.v2) {
+        (Some(d), _) => d,
+        (None, Some(d)) => d,
+        (None, None) => return Vec::new(),
+    };
+    let dir = root.join(host_dir);
+    // A cgroup that is (being) frozen on purpose shows its tasks in D: that
+    // is not a blocker.
+    if let Ok(s) = std::fs::read_to_string(dir.join("freezer.state")) {
+        if s.trim() != "THAWED" {
+            return Vec::new();
+        }
+    }
+    let tasks = match ctx.procfs.cgroup_tasks(host_dir, true) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(container = %c.id, error = %e, "cgroup tasks unreadable");
+            return Vec::new();
+        }
+    };
+    let blocked = |t: &crate::procfs::TaskInfo| {
+        t.state.is_uninterruptible()
+            && !t
+                .wchan
+                .as_deref()
+                .is_some_and(|w| FROZEN_WCHANS.contains(&w))
+    };
+    let first: Vec<_> = tasks.iter().filter(|t| blocked(t)).collect();
+    if first.is_empty() {
+        return Vec::new();
+    }
+    // Short disk waits are D too: only tasks still blocked a moment later
+    // count. The second look costs nothing on the common, clean path.
+    std::thread::sleep(RESAMPLE);
+    let blockers: Vec<String> = first
+        .iter()
+        .filter_map(|t| ctx.procfs.task(t.pid, t.tid).ok())
+        .filter(|t| blocked(t))
+        .map(|t| t.to_string())
+        .collect();
+    if blockers.is_empty() {
+        return Vec::new();
+    }
+    vec![Finding {
+        check: ids::FREEZE_BLOCKED.into(),
+        severity: Severity::Warning,
+        container: Some(c.reference()),
+        message: format!(
+            "{} task(s) in uninterruptible sleep: a freeze would fail, so device updates must not rely on it",
+            blockers.len()
+        ),
+        evidence: evidence([("tasks", blockers.join("; ")), ("cgroup", host_dir.display().to_string())]),
+        repaired: false,
+        repair_note: None,
+    }]
+}

@@ -1,0 +1,92 @@
+//! Node-level hazards: facts about the host and its runtimes that make a
+//! known failure possible before any container shows it.
+
+use super::{evidence, Ctx};
+use crate::cgroups::CgroupMode;
+use crate::diagnose::{ids, Finding, Severity};
+use crate::host::RuntimeKind;
+
+pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
+    let h = ctx.host;
+    let mut out = Vec::new();
+    let v1_devices = h
+        .cgroups
+        .as_ref()
+        .is_some_and(|c| c.mode != CgroupMode::Unified && c.v1_mount("devices").is_some());
+
+    if v1_devices {
+        // Measured here (DESIGN §2): crun writes deny-all and every rule on
+        // each update that carries devices, whatever the cgroup driver.
+        let crun_containers = ctx
+            .containers
+            .iter()
+            .filter(|c| c.runtime.oci_runtime() == RuntimeKind::Crun)
+            .count();
+        if crun_containers > 0 {
+            let crun = h.runtime(RuntimeKind::Crun);
+            out.push(host_finding(
+                ids::DEVICE_UPDATE_JITTER,
+                Severity::Warning,
+                format!("{crun_containers} crun container(s): crun replays device rules as deny-all then allow on every update on cgroup v1: \
+                 workloads opening devices at high frequency can get EPERM during updates"),
+                [
+                    ("runtime", format!("crun {}", crun.and_then(|r| r.version.as_deref()).unwrap_or("?"))),
+                    ("crun_containers", crun_containers.to_string()),
+                ],
+            ));
+        }
+        // runc's own emulator is minimal, but with the systemd driver systemd
+        // replays the list; before 1.1.8 runc also went on when the freeze
+        // that should hide it failed.
+        let systemd_runc = ctx
+            .containers
+            .iter()
+            .filter(|c| c.systemd_cgroup && c.runtime.oci_runtime() == RuntimeKind::Runc)
+            .count();
+        if systemd_runc > 0 {
+            let runc = h.runtime(RuntimeKind::Runc);
+            let old = runc.and_then(|r| r.semver()).is_some_and(|v| v < (1, 1, 8));
+            out.push(host_finding(
+                ids::DEVICE_UPDATE_JITTER,
+                if old { Severity::Error } else { Severity::Warning },
+                format!(
+                    "{systemd_runc} runc container(s) use the systemd cgroup driver on cgroup v1: systemd \
+                     replays DeviceAllow as deny-all then allow on every update{}",
+                    if old { "; this runc (< 1.1.8) proceeds even when the freeze that hides it fails" } else { "" }
+                ),
+                [
+                    ("runtime", format!("runc {}", runc.and_then(|r| r.version.as_deref()).unwrap_or("?"))),
+                    ("systemd_driver_containers", systemd_runc.to_string()),
+                ],
+            ));
+        }
+    }
+    if h.attach_race_exposed == Some(true) {
+        out.push(host_finding(
+            ids::CGROUP_ATTACH_RACE,
+            Severity::Warning,
+            "kernel in [4.8, 6.1): joining a cgroup fails with EINVAL while a thread is TASK_NEW; \
+             exec probes can fail spuriously with runtimes that do not retry"
+                .into(),
+            [("kernel", h.kernel.clone().unwrap_or_default())],
+        ));
+    }
+    out
+}
+
+fn host_finding<const N: usize>(
+    check: &str,
+    severity: Severity,
+    message: String,
+    ev: [(&str, String); N],
+) -> Finding {
+    Finding {
+        check: check.into(),
+        severity,
+        container: None,
+        message,
+        evidence: evidence(ev),
+        repaired: false,
+        repair_note: None,
+    }
+}

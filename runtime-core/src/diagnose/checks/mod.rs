@@ -1,0 +1,32 @@
+//! The individual checks. Each is a function from what a scan saw to
+//! findings; none of them changes anything.
+
+use std::time::SystemTime;
+
+use super::{CheckPolicy, ScanOptions};
+use crate::discovery::Container;
+use crate::host::HostFacts;
+use crate::procfs::Procfs;
+
+pub(super) mod device_access;
+pub(super) mod freeze_blocked;
+pub(super) mod host_hazards;
+pub(super) mod seccomp_stuck;
+pub(super) mod shim_fd_leak;
+
+/// What every check may look at.
+pub(super) struct Ctx<'a> {
+    pub opts: &'a ScanOptions,
+    pub policy: &'a CheckPolicy,
+    pub host: &'a HostFacts,
+    pub procfs: &'a Procfs,
+    pub containers: &'a [Container],
+    pub now: SystemTime,
+}
+
+/// Evidence map from pairs.
+pub(super) fn evidence<const N: usize>(
+    pairs: [(&str, String); N],
+) -> std::collections::BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}

@@ -1,0 +1,146 @@
+//! `seccomp-notify-stuck`: a task blocked in a seccomp user notification
+//! (`seccomp_do_user_notification`) for longer than the policy allows.
+//!
+//! Seed 004 and DESIGN §2: a profile that notifies a syscall the runtime
+//! itself issues before `execve` leaves the container's init waiting for an
+//! agent that never answers; only SIGKILL ends it. The container may not even
+//! have runtime state yet, so every task on the node is looked at and
+//! attributed to a container by its cgroup.
+
+use std::time::Duration;
+
+use super::{evidence, Ctx};
+use crate::diagnose::{ids, ContainerRef, Finding, Severity};
+use crate::procfs::TaskInfo;
+
+/// The kernel function a task waits in for the notifying agent's answer.
+pub const SECCOMP_WCHAN: &str = "seccomp_do_user_notification";
+
+/// A stuck task, with what is needed to act on it.
+#[derive(Debug, Clone)]
+pub struct StuckTask {
+    /// The task.
+    pub task: TaskInfo,
+    /// Its process's start time (clock ticks since boot), to guard a kill
+    /// against pid reuse.
+    pub start_time: u64,
+    /// How long the process has existed.
+    pub age: Duration,
+    /// Its cgroup path (v1 devices or v2).
+    pub cgroup: Option<String>,
+}
+
+/// Every task blocked in a seccomp notification on the node.
+pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
+    let uptime = read_uptime(ctx).unwrap_or(Duration::ZERO);
+    let ticks = clock_ticks();
+    let mut out = Vec::new();
+    for pid in all_pids(ctx) {
+        let Ok(tasks) = ctx.procfs.process_tasks(pid) else {
+            continue;
+        };
+        for t in tasks {
+            if t.wchan.as_deref() != Some(SECCOMP_WCHAN) {
+                continue;
+            }
+            let Ok(start) = ctx.procfs.start_time(pid) else {
+                continue;
+            };
+            let started = Duration::from_secs_f64(start as f64 / ticks);
+            let age = uptime.saturating_sub(started);
+            let cgroup = ctx.procfs.cgroups(pid).ok().and_then(|cgs| {
+                cgs.iter()
+                    .find(|c| c.controllers.iter().any(|n| n == "devices"))
+                    .or_else(|| cgs.iter().find(|c| c.hierarchy == 0))
+                    .map(|c| c.path.clone())
+            });
+            out.push(StuckTask {
+                task: t,
+                start_time: start,
+                age,
+                cgroup,
+            });
+        }
+    }
+    out
+}
+
+pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for s in stuck_tasks(ctx) {
+        if s.age < ctx.policy.stuck_after {
+            continue;
+        }
+        let container = s
+            .cgroup
+            .as_deref()
+            .and_then(|cg| {
+                ctx.containers
+                    .iter()
+                    .find(|c| c.cgroups.path.as_deref() == Some(cg))
+            })
+            .map(|c| c.reference())
+            .or_else(|| {
+                // Not in any runtime's state yet (the init never reached
+                // execve): name it by its cgroup's last component, which is
+                // the container id for runc, crun and containerd.
+                let cg = s.cgroup.as_deref()?;
+                let id = cg.rsplit('/').next().filter(|x| !x.is_empty())?;
+                Some(ContainerRef {
+                    id: id.trim_end_matches(".scope").to_string(),
+                    runtime: "unknown".into(),
+                    pod_namespace: None,
+                    pod_name: None,
+                    container_name: None,
+                })
+            });
+        out.push(Finding {
+            check: ids::SECCOMP_NOTIFY_STUCK.into(),
+            severity: Severity::Error,
+            container,
+            message: format!(
+                "{} has waited {}s for a seccomp notification answer; only SIGKILL ends it",
+                s.task,
+                s.age.as_secs()
+            ),
+            evidence: evidence([
+                ("pid", s.task.pid.to_string()),
+                ("tid", s.task.tid.to_string()),
+                ("comm", s.task.comm.clone()),
+                ("start_time", s.start_time.to_string()),
+                ("cgroup", s.cgroup.clone().unwrap_or_default()),
+            ]),
+            repaired: false,
+            repair_note: None,
+        });
+    }
+    out
+}
+
+/// Every numeric entry of `/proc`.
+pub(super) fn all_pids(ctx: &Ctx<'_>) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir(ctx.opts.root.join("/proc")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<i32> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn read_uptime(ctx: &Ctx<'_>) -> Option<Duration> {
+    let s = std::fs::read_to_string(ctx.opts.root.join("/proc/uptime")).ok()?;
+    let secs: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as f64)
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}

@@ -1,0 +1,122 @@
+//! `shim-fd-leak`: a containerd shim whose eventfd count keeps growing
+//! (seed 002: an OOM-monitor eventfd leaked on every exec, one a second with
+//! 1-second exec probes).
+//!
+//! A single scan cannot see growth, so each shim's eventfd count is kept
+//! under the scan state directory (`/run/warden/shim-fds.json`), keyed by
+//! pid *and* start time so a recycled pid starts afresh.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use super::seccomp_stuck::all_pids;
+use super::{evidence, Ctx};
+use crate::diagnose::{ids, Finding, Severity};
+
+/// Process names (`comm`, 15 bytes at most) of shims.
+const SHIM_COMM_PREFIX: &str = "containerd-shim";
+
+/// The persisted observation of one shim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShimSample {
+    /// eventfds when first seen.
+    pub first_count: usize,
+    /// Unix seconds when first seen.
+    pub first_seen: f64,
+    /// eventfds at the previous scan.
+    pub last_count: usize,
+    /// Unix seconds of the previous scan.
+    pub last_seen: f64,
+}
+
+const STATE_FILE: &str = "shim-fds.json";
+
+pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
+    let Some(state_dir) = &ctx.opts.state_dir else {
+        return Vec::new();
+    };
+    let path: PathBuf = ctx.opts.root.join(state_dir).join(STATE_FILE);
+    let mut previous: BTreeMap<String, ShimSample> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let now = ctx
+        .now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+
+    let mut current = BTreeMap::new();
+    let mut out = Vec::new();
+    for pid in all_pids(ctx) {
+        let Ok(tasks) = ctx.procfs.process_tasks(pid) else {
+            continue;
+        };
+        let Some(main) = tasks.iter().find(|t| t.tid == pid) else {
+            continue;
+        };
+        if !main.comm.starts_with(SHIM_COMM_PREFIX) {
+            continue;
+        }
+        let (Ok(start), Ok(count)) = (ctx.procfs.start_time(pid), ctx.procfs.eventfd_count(pid))
+        else {
+            continue;
+        };
+        let key = format!("{pid}:{start}");
+        let sample = match previous.remove(&key) {
+            Some(p) => ShimSample {
+                last_count: count,
+                last_seen: now,
+                ..p
+            },
+            None => ShimSample {
+                first_count: count,
+                first_seen: now,
+                last_count: count,
+                last_seen: now,
+            },
+        };
+        let growth = sample.last_count.saturating_sub(sample.first_count);
+        if growth >= ctx.policy.shim_fd_growth as usize {
+            let minutes = ((now - sample.first_seen) / 60.0).max(1.0 / 60.0);
+            out.push(Finding {
+                check: ids::SHIM_FD_LEAK.into(),
+                severity: Severity::Warning,
+                container: None,
+                message: format!(
+                    "shim pid {pid} ({}) holds {count} eventfds, {growth} more than when first seen \
+                     ({:.1} per minute): it leaks one per exec; frequent exec probes will exhaust its fd limit",
+                    main.comm,
+                    growth as f64 / minutes
+                ),
+                evidence: evidence([
+                    ("pid", pid.to_string()),
+                    ("eventfds", count.to_string()),
+                    ("eventfds_first_seen", sample.first_count.to_string()),
+                    ("growth_per_minute", format!("{:.2}", growth as f64 / minutes)),
+                ]),
+                repaired: false,
+                repair_note: None,
+            });
+        }
+        current.insert(key, sample);
+    }
+    // Shims that exited are dropped from the state with `previous`.
+    if let Err(e) = persist(&path, &current) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep shim eventfd counts; leak detection needs them");
+    }
+    out
+}
+
+fn persist(path: &std::path::Path, state: &BTreeMap<String, ShimSample>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Write then rename: a crash mid-write never leaves a torn file.
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(state)?)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,132 @@
+//! One scan of a node: host facts, containers, every check.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::checks::{self, Ctx};
+use super::{CheckPolicy, Finding};
+use crate::discovery::{self, Container, Skipped, StateDirs};
+use crate::host::{HostFacts, HostRoot};
+use crate::procfs::Procfs;
+
+/// Where a scan reads and keeps state.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// The host root (`/`, or `/host` in the agent's container).
+    pub root: HostRoot,
+    /// Runtime state directories.
+    pub state_dirs: StateDirs,
+    /// Where scans keep what must survive between them (eventfd counts of
+    /// shims); `None` disables checks that need it. Host path, re-rooted.
+    pub state_dir: Option<PathBuf>,
+    /// Whether to run checks that touch the live system (canary processes,
+    /// reading eBPF programs). Off for fixture roots.
+    pub live: bool,
+}
+
+impl ScanOptions {
+    /// Options for this machine: real root, default state dirs,
+    /// `/run/warden` for persisted state, live checks on.
+    pub fn real() -> Self {
+        Self {
+            root: HostRoot::real(),
+            state_dirs: StateDirs::default(),
+            state_dir: Some(PathBuf::from("/run/warden")),
+            live: true,
+        }
+    }
+}
+
+/// A container as reports list it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerSummary {
+    /// Runtime container id.
+    pub id: String,
+    /// `runc`, `containerd/runc`, `crun`.
+    pub runtime: String,
+    /// containerd namespace, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Init pid.
+    pub pid: i32,
+    /// `namespace/name` of the pod, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Kernel cgroup path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+}
+
+impl From<&Container> for ContainerSummary {
+    fn from(c: &Container) -> Self {
+        Self {
+            id: c.id.clone(),
+            runtime: c.runtime.name().to_string(),
+            namespace: c.runtime.namespace().map(str::to_owned),
+            pid: c.pid,
+            pod: c
+                .pod
+                .as_ref()
+                .map(|p| format!("{}/{}", p.namespace, p.name)),
+            cgroup: c.cgroups.path.clone(),
+        }
+    }
+}
+
+/// Everything one scan found.
+#[derive(Debug, Serialize)]
+pub struct ScanReport {
+    /// Facts about the node.
+    pub host: HostFacts,
+    /// What is wrong, per container or for the host.
+    pub findings: Vec<Finding>,
+    /// The containers that were inspected.
+    pub containers: Vec<ContainerSummary>,
+    /// Containers seen but left out (exited mid-scan, half-written state).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+    /// The discovered containers themselves, for repairs.
+    #[serde(skip)]
+    pub discovered: Vec<Container>,
+}
+
+/// Scan the node: host facts, discovery, every check.
+pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
+    let host = HostFacts::gather(&opts.root);
+    let found = discovery::discover(&opts.root, host.cgroups.as_ref(), &opts.state_dirs);
+    let procfs = Procfs::new(opts.root.clone());
+    let ctx = Ctx {
+        opts,
+        policy,
+        host: &host,
+        procfs: &procfs,
+        containers: &found.containers,
+        now: SystemTime::now(),
+    };
+    let mut findings = Vec::new();
+    findings.extend(checks::host_hazards::check(&ctx));
+    for c in &found.containers {
+        findings.extend(checks::device_access::check(&ctx, c));
+        findings.extend(checks::freeze_blocked::check(&ctx, c));
+    }
+    findings.extend(checks::seccomp_stuck::check(&ctx));
+    findings.extend(checks::shim_fd_leak::check(&ctx));
+    // Deterministic order: host first, then by container, check id.
+    findings.sort_by(|a, b| {
+        let key = |f: &Finding| (f.container.as_ref().map(|c| c.id.clone()), f.check.clone());
+        key(a).cmp(&key(b))
+    });
+    ScanReport {
+        containers: found
+            .containers
+            .iter()
+            .map(ContainerSummary::from)
+            .collect(),
+        skipped: found.skipped,
+        discovered: found.containers,
+        host,
+        findings,
+    }
+}

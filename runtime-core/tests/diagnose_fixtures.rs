@@ -1,0 +1,191 @@
+//! The scan engine over tempdir host fixtures: shim eventfd growth across
+//! scans, seccomp-stuck tasks attributed to containers, D-state blockers,
+//! and host hazards.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Duration;
+
+use runtime_core::diagnose::{ids, scan, CheckPolicy, ScanOptions, Severity};
+use runtime_core::discovery::StateDirs;
+use runtime_core::host::HostRoot;
+
+const MOUNTINFO: &str = "\
+32 30 0:28 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+33 30 0:29 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+35 30 0:31 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    fs::write(p, text).expect("write");
+}
+
+/// `/proc/<pid>` with one thread, a state letter, a wchan and a start time
+/// (clock ticks).
+fn process(root: &Path, pid: i32, comm: &str, state: &str, wchan: &str, start: u64, cgroup: &str) {
+    let mut fields: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+    fields[0] = state.into();
+    fields[19] = start.to_string();
+    let stat = format!("{pid} ({comm}) {}\n", fields.join(" "));
+    write(root, &format!("proc/{pid}/stat"), &stat);
+    write(
+        root,
+        &format!("proc/{pid}/status"),
+        &format!("Name:\t{comm}\nTgid:\t{pid}\n"),
+    );
+    write(root, &format!("proc/{pid}/task/{pid}/stat"), &stat);
+    write(root, &format!("proc/{pid}/task/{pid}/wchan"), wchan);
+    write(root, &format!("proc/{pid}/wchan"), wchan);
+    write(
+        root,
+        &format!("proc/{pid}/cgroup"),
+        &format!("2:freezer:{cgroup}\n1:devices:{cgroup}\n0::{cgroup}\n"),
+    );
+    fs::create_dir_all(root.join(format!("proc/{pid}/fd"))).expect("fd dir");
+}
+
+fn eventfds(root: &Path, pid: i32, n: usize) {
+    let dir = root.join(format!("proc/{pid}/fd"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("fd dir");
+    symlink("/dev/null", dir.join("0")).expect("fd 0");
+    for i in 0..n {
+        symlink("anon_inode:[eventfd]", dir.join((10 + i).to_string())).expect("eventfd");
+    }
+}
+
+fn opts(root: &Path) -> ScanOptions {
+    ScanOptions {
+        root: HostRoot::new(root),
+        state_dirs: StateDirs::default(),
+        state_dir: Some("/run/warden".into()),
+        live: false,
+    }
+}
+
+fn base(root: &Path) {
+    write(root, "proc/self/mountinfo", MOUNTINFO);
+    write(root, "proc/sys/kernel/osrelease", "6.1.0\n");
+    write(root, "proc/uptime", "1000.00 1900.00\n");
+}
+
+#[test]
+fn shim_eventfd_growth_is_reported_after_it_grows() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    process(r, 700, "containerd-shim", "S", "ep_poll", 100, "/");
+    process(r, 701, "not-a-shim", "S", "ep_poll", 100, "/");
+    eventfds(r, 700, 3);
+    eventfds(r, 701, 50);
+    let policy = CheckPolicy::default();
+
+    let first = scan(&opts(r), &policy);
+    assert!(
+        !first.findings.iter().any(|f| f.check == ids::SHIM_FD_LEAK),
+        "{:?}",
+        first.findings
+    );
+    assert!(
+        r.join("run/warden/shim-fds.json").is_file(),
+        "counts persisted under the state dir"
+    );
+
+    eventfds(r, 700, 5);
+    let second = scan(&opts(r), &policy);
+    assert!(
+        !second.findings.iter().any(|f| f.check == ids::SHIM_FD_LEAK),
+        "growth 2 < threshold 5"
+    );
+
+    eventfds(r, 700, 9);
+    let third = scan(&opts(r), &policy);
+    let f = third
+        .findings
+        .iter()
+        .find(|f| f.check == ids::SHIM_FD_LEAK)
+        .expect("growth of 6 eventfds is a leak");
+    assert_eq!(f.evidence["pid"], "700");
+    assert_eq!(f.evidence["eventfds"], "9");
+    assert_eq!(f.evidence["eventfds_first_seen"], "3");
+    assert!(f.message.contains("per minute"));
+
+    // A recycled pid (new start time) starts afresh.
+    process(r, 700, "containerd-shim", "S", "ep_poll", 200, "/");
+    eventfds(r, 700, 9);
+    let fourth = scan(&opts(r), &policy);
+    assert!(!fourth.findings.iter().any(|f| f.check == ids::SHIM_FD_LEAK));
+}
+
+#[test]
+fn seccomp_stuck_tasks_past_the_threshold_are_attributed_by_cgroup() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    // Started at tick 100 (1 s after boot), uptime 1000 s: stuck ~999 s.
+    process(
+        r,
+        800,
+        "runc:[2:INIT]",
+        "S",
+        "seccomp_do_user_notification",
+        100,
+        "/warden-e2e/hung-1",
+    );
+    // Stuck only 1 s: below the threshold.
+    process(
+        r,
+        801,
+        "crun",
+        "S",
+        "seccomp_do_user_notification",
+        99_900,
+        "/warden-e2e/young",
+    );
+    let f = scan(&opts(r), &CheckPolicy::default());
+    let stuck: Vec<_> = f
+        .findings
+        .iter()
+        .filter(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+        .collect();
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    let c = stuck[0].container.as_ref().expect("attributed");
+    assert_eq!(c.id, "hung-1");
+    assert_eq!(stuck[0].severity, Severity::Error);
+    assert_eq!(stuck[0].evidence["pid"], "800");
+
+    let quick = CheckPolicy {
+        stuck_after: Duration::ZERO,
+        ..CheckPolicy::default()
+    };
+    let f = scan(&opts(r), &quick);
+    assert_eq!(
+        f.findings
+            .iter()
+            .filter(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn clean_fixture_has_no_findings_and_old_kernels_are_flagged() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    process(r, 900, "sleep", "S", "hrtimer_nanosleep", 100, "/x");
+    let f = scan(&opts(r), &CheckPolicy::default());
+    assert!(f.findings.is_empty(), "{:?}", f.findings);
+
+    write(r, "proc/sys/kernel/osrelease", "5.4.0-150-generic\n");
+    let f = scan(&opts(r), &CheckPolicy::default());
+    let race = f
+        .findings
+        .iter()
+        .find(|f| f.check == ids::CGROUP_ATTACH_RACE)
+        .expect("5.4 is exposed");
+    assert!(race.container.is_none());
+}
