@@ -5,6 +5,7 @@
 #
 #   nspawn-systemd.sh prepare        build the root once (cached, rebuilt if broken)
 #   nspawn-systemd.sh boot STATEDIR  boot it in the background; write STATEDIR/{nspawn.pid,leader.pid}
+#                                    (nspawn makes its own /dev/char in the guest; tests remove it)
 #   nspawn-systemd.sh stop STATEDIR  power it off cleanly (SIGKILL only after a timeout)
 #   nspawn-systemd.sh root           print the root directory
 #
@@ -41,6 +42,10 @@ root_ok() {
 }
 
 prepare() {
+    # Two test binaries may prepare at once: one builds, the other waits.
+    mkdir -p "$(dirname "$ROOT")"
+    exec 9>"$ROOT.prepare.lock"
+    flock -w 900 9 || { log "timed out waiting for another prepare"; exit 1; }
     if root_ok; then
         log "root $ROOT is ready (cached)"
         return
@@ -80,15 +85,19 @@ prepare() {
     log "prepared $ROOT in $(elapsed "$t0") s"
 }
 
+children() { cat /proc/"$1"/task/*/children 2>/dev/null || true; }
+
 leader_of() {
-    # nspawn's direct child is the container's PID 1 (systemd).
-    local kids
-    kids=$(cat /proc/"$1"/task/*/children 2>/dev/null || true)
-    for k in $kids; do
-        if [[ $(cat /proc/"$k"/comm 2>/dev/null) == systemd ]]; then
-            echo "$k"
-            return 0
-        fi
+    # $1 is flock(1), whose child is systemd-nspawn, whose child is the
+    # container's PID 1 (systemd).
+    local n k
+    for n in $(children "$1"); do
+        for k in $(children "$n"); do
+            if [[ $(cat /proc/"$k"/comm 2>/dev/null) == systemd ]]; then
+                echo "$k"
+                return 0
+            fi
+        done
     done
     return 1
 }
@@ -98,15 +107,16 @@ boot() {
     mkdir -p "$state"
     root_ok || prepare
     t0=$(now)
-    # The guest's /dev/char would exist only if udev made it; make sure the
-    # cached root does not carry one either.
-    rm -rf "$ROOT/dev/char"
-    SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn -D "$ROOT" \
+    # One boot of the root at a time (nspawn refuses a second one): flock
+    # holds the lock for as long as systemd-nspawn runs, so a second caller
+    # waits for the first to power off.
+    SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid \
+        flock -w 900 "$ROOT.boot.lock" systemd-nspawn -D "$ROOT" \
         --boot --console=pipe --register=no --keep-unit --capability=all \
-        --machine="warden-e2e-$$" </dev/null >"$state/console.log" 2>&1 &
+        --machine="warden-e2e-$$" </dev/null >"$state/console.log" 2>&1 9>&- &
     pid=$!
     echo "$pid" >"$state/nspawn.pid"
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 9000); do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 40 "$state/console.log" >&2
             log "systemd-nspawn exited during boot"
@@ -125,7 +135,7 @@ boot() {
         sleep 0.1
     done
     tail -n 40 "$state/console.log" >&2
-    log "systemd did not become ready within 60 s"
+    log "systemd did not become ready within 900 s (including any wait for another boot)"
     kill -KILL "$pid" 2>/dev/null || true
     exit 1
 }
