@@ -155,11 +155,14 @@ fn assert_kernel_agrees(cg: &TestCgroup, emu: &Emulator, context: &str) {
 }
 
 fn rules(writes: &[&str]) -> Vec<DeviceRule> {
-    writes.iter().map(|w| parse_write(w).unwrap()).collect()
+    writes
+        .iter()
+        .map(|w| parse_write(w).expect("test rule"))
+        .collect()
 }
 
 fn target(writes: &[&str]) -> Emulator {
-    Emulator::from_rules(&rules(writes)).unwrap()
+    Emulator::from_rules(&rules(writes)).expect("test target")
 }
 
 /// Docker's default device rules.

@@ -10,6 +10,7 @@
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
+use crate::devices::v1::{Emulator, EmulatorError};
 use crate::devices::{Access, DeviceRule, DeviceType};
 
 /// An OCI device rule that has no meaning for the device controller.
@@ -30,6 +31,9 @@ pub enum OciRuleError {
     /// Access with a letter other than `r`, `w`, `m`.
     #[error("device rule access `{0}` is not made of r, w, m")]
     Access(String),
+    /// A rule the kernel would refuse to take.
+    #[error(transparent)]
+    Kernel(#[from] EmulatorError),
 }
 
 fn number(field: &'static str, value: Option<i64>) -> Result<Option<u32>, OciRuleError> {
@@ -95,6 +99,13 @@ pub fn to_oci(rule: &DeviceRule) -> LinuxDeviceCgroup {
 /// Every entry of a `linux.resources.devices` list, in order.
 pub fn rules_from_oci(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, OciRuleError> {
     rules.iter().map(from_oci).collect()
+}
+
+/// The device cgroup state a `linux.resources.devices` list asks for (start
+/// from deny-all, apply each entry in order), ready for
+/// [`crate::devices::v1::transition`].
+pub fn target_from_oci(rules: &[LinuxDeviceCgroup]) -> Result<Emulator, OciRuleError> {
+    Ok(Emulator::from_rules(&rules_from_oci(rules)?)?)
 }
 
 /// A rule list as `linux.resources.devices` entries.
@@ -221,6 +232,12 @@ mod tests {
             assert_eq!(a.access(), b.access());
             assert_eq!(a.typ().unwrap_or_default(), b.typ().unwrap_or_default());
         }
+        let target = target_from_oci(&list).unwrap();
+        assert_eq!(
+            target.devices_list(),
+            "c *:* m\nb *:* m\nc 1:3 rwm\nc 1:9 rwm\nc 136:* rwm\n",
+            "the trailing deny of an absent key changes nothing"
+        );
         let json = serde_json::to_value(&again).unwrap();
         let back: Vec<LinuxDeviceCgroup> = serde_json::from_value(json).unwrap();
         assert_eq!(back, again);

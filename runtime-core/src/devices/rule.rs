@@ -157,3 +157,30 @@ impl DeviceRule {
             && self.minor.is_none_or(|m| m == minor)
     }
 }
+
+impl std::fmt::Display for DeviceRule {
+    /// The rule as a cgroup v1 write spelled with its file:
+    /// `allow c 1:3 rwm`, `deny a *:* rwm`, `allow b 8:* m`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let num = |n: Option<u32>| n.map_or_else(|| "*".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "{} {} {}:{} {}",
+            if self.allow { "allow" } else { "deny" },
+            self.kind.letter(),
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
+    }
+}
+
+impl std::str::FromStr for DeviceRule {
+    type Err = crate::devices::v1::LineError;
+
+    /// Parse the [`Display`](std::fmt::Display) form (`deny a` alone is
+    /// accepted for `deny a *:* rwm`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::devices::v1::lines::parse_write(s)
+    }
+}

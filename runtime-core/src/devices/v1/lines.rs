@@ -59,9 +59,9 @@ pub fn format_rule(rule: &DeviceRule) -> String {
 }
 
 /// The write spelled with its file: `allow c 1:3 rwm`, `deny a *:* rwm`.
+/// (The same as `rule.to_string()`.)
 pub fn format_write(rule: &DeviceRule) -> String {
-    let verb = if rule.allow { "allow" } else { "deny" };
-    format!("{verb} {}", format_rule(rule))
+    rule.to_string()
 }
 
 /// Parse one `TYPE MAJOR:MINOR ACCESS` line; `allow` says which file it is
