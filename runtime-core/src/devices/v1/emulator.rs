@@ -92,8 +92,8 @@ impl Pattern {
             k => k == self.kind,
         };
         type_ok
-            && self.major.map_or(true, |m| m == major)
-            && self.minor.map_or(true, |m| m == minor)
+            && self.major.is_none_or(|m| m == major)
+            && self.minor.is_none_or(|m| m == minor)
     }
 
     /// The write that names this pattern with `access`.
