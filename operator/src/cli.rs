@@ -39,6 +39,15 @@ pub enum Command {
     /// something was, 2 when the scan itself failed. Without root the scan
     /// still runs and lists what it could not inspect.
     Check(CheckArgs),
+    /// Run the cluster operator: keep the agent DaemonSet applied and sum
+    /// up the nodes' NodeRuntimeReports in each RuntimePolicy's status.
+    ///
+    /// Runs in the cluster (in-cluster service account) or against the
+    /// current kubeconfig context. Only the replica holding the Lease acts.
+    Operator(OperatorArgs),
+    /// Print the CustomResourceDefinitions of RuntimePolicy and
+    /// NodeRuntimeReport, as YAML generated from the Rust types.
+    Crds(CrdsArgs),
 }
 
 /// Arguments of `warden check`.
@@ -51,6 +60,38 @@ pub struct CheckArgs {
     /// (for example `/host` inside the agent's container).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub host_root: PathBuf,
+    /// Apply the repair of every repairable finding, then scan again and
+    /// mark what was fixed. Repairs never narrow a container's device access
+    /// and are safe to repeat.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub fix: bool,
+    /// Print the repair plans `--fix` would apply, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A RuntimePolicy YAML file (as applied to a cluster); without it the
+    /// built-in defaults, which equal the CRD defaults, are used.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// runc state directories (`runc --root`). Repeatable.
+    #[arg(long = "runc-root", value_name = "DIR", default_values = ["/run/runc"])]
+    pub runc_roots: Vec<PathBuf>,
+    /// crun state directories. Repeatable.
+    #[arg(long = "crun-root", value_name = "DIR", default_values = ["/run/crun"])]
+    pub crun_roots: Vec<PathBuf>,
+    /// The runc root containerd's shim uses (one sub-directory per
+    /// containerd namespace).
+    #[arg(long, value_name = "DIR", default_value = "/run/containerd/runc")]
+    pub containerd_runc_root: PathBuf,
+    /// containerd's v2 task state directory (holds the bundles).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/run/containerd/io.containerd.runtime.v2.task"
+    )]
+    pub containerd_tasks: PathBuf,
+    /// Where scans keep state between runs (shim eventfd counts).
+    #[arg(long, value_name = "DIR", default_value = "/run/warden")]
+    pub state_dir: PathBuf,
 }
 
 /// Report format.
@@ -60,4 +101,78 @@ pub enum OutputFormat {
     Table,
     /// `{"host": {...}, "findings": [...]}`.
     Json,
+}
+
+/// Arguments of `warden operator`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Image of the node agent (this same binary, run as `warden agent`).
+    #[arg(long, env = "WARDEN_AGENT_IMAGE", value_name = "IMAGE")]
+    pub agent_image: String,
+    /// Pull policy of the agent image.
+    #[arg(long, value_enum, default_value_t = PullPolicy::IfNotPresent, env = "WARDEN_AGENT_IMAGE_PULL_POLICY")]
+    pub agent_image_pull_policy: PullPolicy,
+    /// Namespace of the agent DaemonSet and the leader-election Lease
+    /// (the operator's own namespace in a cluster).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "runtime-warden")]
+    pub namespace: String,
+    /// Name of the agent DaemonSet.
+    #[arg(long, default_value = "warden-agent")]
+    pub agent_name: String,
+    /// Service account the agent pods run as.
+    #[arg(long, default_value = "warden-agent")]
+    pub agent_service_account: String,
+    /// CPU the scheduler reserves for each agent pod.
+    #[arg(long, default_value = "20m")]
+    pub agent_cpu_request: String,
+    /// Memory the scheduler reserves for each agent pod.
+    #[arg(long, default_value = "64Mi")]
+    pub agent_memory_request: String,
+    /// Memory limit of each agent pod.
+    #[arg(long, default_value = "256Mi")]
+    pub agent_memory_limit: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "warden-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long a Lease stays valid without renewal, in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u32,
+    /// A leader that has not renewed for this long, in seconds, stops acting
+    /// (must be shorter than the lease duration).
+    #[arg(long, default_value_t = 10)]
+    pub renew_deadline_seconds: u32,
+    /// How often to try to acquire or renew the Lease, in seconds.
+    #[arg(long, default_value_t = 2)]
+    pub retry_period_seconds: u32,
+    /// A NodeRuntimeReport older than this many seconds counts as missing.
+    #[arg(long, default_value_t = 900)]
+    pub report_stale_after_seconds: u32,
+    /// Re-reconcile every policy at least this often, in seconds, so that
+    /// stale reports are noticed without any change in the cluster.
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u32,
+}
+
+/// Image pull policy of the agent pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum PullPolicy {
+    /// Pull on every pod start.
+    Always,
+    /// Pull only when the node lacks the image.
+    IfNotPresent,
+    /// Never pull; the image must be on the node.
+    Never,
+}
+
+/// Arguments of `warden crds`.
+#[derive(Debug, Args)]
+pub struct CrdsArgs {
+    /// Write one file per CRD into this directory (`crds/` of the
+    /// repository) instead of printing both to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

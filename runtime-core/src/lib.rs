@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod error;
 pub mod host;
 pub mod procfs;
+pub mod repair;
 pub mod seccomp;
 pub mod systemd;
 #[doc(hidden)]

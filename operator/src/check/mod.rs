@@ -1,5 +1,6 @@
 //! `warden check`: the whole node scan on one machine, no cluster.
 
+mod fix;
 mod report;
 mod table;
 
@@ -7,11 +8,14 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use runtime_core::diagnose::{self, CheckPolicy, ScanOptions};
+use runtime_core::diagnose::{self, CheckPolicy, ScanOptions, ScanReport};
+use runtime_core::discovery::StateDirs;
 use runtime_core::host::HostRoot;
 
 use crate::cli::{CheckArgs, OutputFormat};
 pub use report::Report;
+
+mod policy;
 
 /// How a check ended; each maps to one exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +38,7 @@ impl From<Outcome> for ExitCode {
     }
 }
 
-/// Run the scan and print the report.
+/// Run the scan (and repairs) and print the report.
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     if !args.host_root.is_dir() {
         anyhow::bail!(
@@ -42,8 +46,30 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
             args.host_root.display()
         );
     }
-    let root = HostRoot::new(&args.host_root);
-    let report = scan(&root, &CheckPolicy::default());
+    let loaded = match &args.policy {
+        Some(p) => policy::load(p)?,
+        None => policy::LoadedPolicy::default(),
+    };
+    let policy = &loaded.check;
+    let opts = options(args);
+    let scan = scan(&opts, policy);
+    if args.fix && loaded.audit {
+        tracing::warn!("the policy's mode is Audit: --fix only plans, as --dry-run does");
+    }
+    let report = if args.fix || args.dry_run {
+        let plans = fix::plan_all(&scan, &opts, policy);
+        if args.fix && !loaded.audit {
+            let scan = fix::apply_all(scan, &plans, &opts, policy);
+            Report { scan, plans }
+        } else {
+            Report { scan, plans }
+        }
+    } else {
+        Report {
+            scan,
+            plans: Vec::new(),
+        }
+    };
     let mut buf = Vec::new();
     match args.output {
         OutputFormat::Json => {
@@ -63,17 +89,28 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     Ok(report.outcome())
 }
 
-/// Gather everything `warden check` reports about the host under `root`.
-pub fn scan(root: &HostRoot, policy: &CheckPolicy) -> Report {
-    let opts = ScanOptions {
-        root: root.clone(),
+/// Scan options from the command line.
+pub fn options(args: &CheckArgs) -> ScanOptions {
+    let root = HostRoot::new(&args.host_root);
+    ScanOptions {
         // Live checks (canary processes, eBPF reads) only make sense on the
         // machine we run on.
         live: root.is_real(),
-        ..ScanOptions::real()
-    };
-    let mut report = diagnose::scan(&opts, policy);
-    if root.is_real() && !runtime_core::host::running_as_root() {
+        root,
+        state_dirs: StateDirs {
+            runc: args.runc_roots.clone(),
+            crun: args.crun_roots.clone(),
+            containerd_runc: args.containerd_runc_root.clone(),
+            containerd_tasks: args.containerd_tasks.clone(),
+        },
+        state_dir: Some(args.state_dir.clone()),
+    }
+}
+
+/// Scan the node, noting what a non-root run cannot see.
+pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
+    let mut report = diagnose::scan(opts, policy);
+    if opts.root.is_real() && !runtime_core::host::running_as_root() {
         report.host.unreadable.push(runtime_core::host::Unreadable {
             what: "container state and cgroups".into(),
             path: None,
@@ -82,5 +119,5 @@ pub fn scan(root: &HostRoot, policy: &CheckPolicy) -> Report {
                 .into(),
         });
     }
-    Report(report)
+    report
 }

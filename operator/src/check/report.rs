@@ -1,20 +1,43 @@
 //! The report `warden check` prints.
 
 use runtime_core::diagnose::{ScanReport, Severity};
+use runtime_core::repair::RepairPlan;
 use serde::Serialize;
 
 use super::Outcome;
 
-/// Everything one scan found: `{"host": {...}, "findings": [...], "containers": [...]}`.
+/// A repair considered for one finding.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct Report(pub ScanReport);
+pub struct PlannedRepair {
+    /// Index of the finding in `findings`.
+    pub finding: usize,
+    /// The check id, repeated for readers.
+    pub check: String,
+    /// The plan, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<RepairPlan>,
+    /// Why there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_planned: Option<String>,
+}
+
+/// Everything one run found: `{"host": {...}, "findings": [...],
+/// "containers": [...], "plans": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The scan.
+    #[serde(flatten)]
+    pub scan: ScanReport,
+    /// Repairs considered (`--dry-run` and `--fix` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<PlannedRepair>,
+}
 
 impl Report {
     /// Clean unless an unrepaired finding at warning or above remains.
     pub fn outcome(&self) -> Outcome {
         if self
-            .0
+            .scan
             .findings
             .iter()
             .any(|f| f.severity >= Severity::Warning && !f.repaired)
@@ -29,6 +52,6 @@ impl Report {
 impl std::ops::Deref for Report {
     type Target = ScanReport;
     fn deref(&self) -> &ScanReport {
-        &self.0
+        &self.scan
     }
 }

@@ -140,6 +140,38 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
             line(out, [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]])?;
         }
     }
+    if !report.plans.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "REPAIRS")?;
+        for p in &report.plans {
+            let f = &report.findings[p.finding];
+            let who = f
+                .container
+                .as_ref()
+                .map_or("(host)".to_string(), |c| short_id(&c.id));
+            match (&p.plan, &p.not_planned) {
+                (Some(plan), _) => {
+                    writeln!(out, "  {who} {}: {}", p.check, plan.safety)?;
+                    for a in &plan.actions {
+                        writeln!(
+                            out,
+                            "    - {}",
+                            serde_json::to_string(a).unwrap_or_default()
+                        )?;
+                    }
+                }
+                (None, Some(why)) => writeln!(out, "  {who} {}: {why}", p.check)?,
+                (None, None) => {}
+            }
+            if let Some(note) = &f.repair_note {
+                writeln!(
+                    out,
+                    "    => {}{note}",
+                    if f.repaired { "repaired: " } else { "" }
+                )?;
+            }
+        }
+    }
     if !h.unreadable.is_empty() {
         writeln!(out)?;
         writeln!(out, "NOT INSPECTED")?;

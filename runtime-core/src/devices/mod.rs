@@ -4,6 +4,7 @@
 pub mod bpf;
 pub mod canary;
 pub mod device_allow;
+pub mod expected;
 pub mod host_devices;
 pub mod oci;
 mod rule;

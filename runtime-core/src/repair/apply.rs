@@ -1,0 +1,163 @@
+//! Carrying out a plan. Every action re-reads the live state first, so
+//! applying a plan twice (or after the problem went away) changes nothing.
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::plan::widen;
+use super::{RepairAction, RepairPlan};
+use crate::devices::bpf;
+use crate::devices::v1::V1DeviceCgroup;
+use crate::diagnose::ScanOptions;
+use crate::procfs::Procfs;
+
+/// Why applying a plan failed. Nothing was left narrower than before.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The v1 write or its read-back check failed.
+    #[error("v1 devices repair of {cgroup}: {source}")]
+    V1 {
+        /// The cgroup.
+        cgroup: PathBuf,
+        /// The error.
+        #[source]
+        source: crate::devices::v1::ApplyError,
+    },
+    /// The v1 state changed so that the transition would narrow: refused.
+    #[error("v1 devices repair of {0}: the transition would narrow access now; refused")]
+    V1Narrowing(PathBuf),
+    /// A bpf step failed.
+    #[error("v2 device program repair of {cgroup}: {message}")]
+    V2 {
+        /// The cgroup.
+        cgroup: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The kill failed.
+    #[error("kill {pid}: {message}")]
+    Kill {
+        /// The pid.
+        pid: i32,
+        /// What failed.
+        message: String,
+    },
+    /// Other planning-time errors surfacing at apply time.
+    #[error(transparent)]
+    Plan(#[from] super::PlanError),
+}
+
+/// What applying did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyOutcome {
+    /// One line per step that changed something.
+    pub changed: Vec<String>,
+    /// One line per step that found nothing left to do.
+    pub unchanged: Vec<String>,
+}
+
+/// Apply `plan`.
+pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, RepairError> {
+    let mut out = ApplyOutcome::default();
+    for action in &plan.actions {
+        match action {
+            RepairAction::V1Allow { cgroup, add, .. } => {
+                let cg = V1DeviceCgroup::new(opts.root.join(cgroup));
+                let err = |source| RepairError::V1 {
+                    cgroup: cgroup.clone(),
+                    source,
+                };
+                let current = cg.read().map_err(err)?;
+                let target = widen(&current, add)?;
+                let p = cg.plan(&target).map_err(err)?;
+                if p.transition.narrowing() {
+                    return Err(RepairError::V1Narrowing(cgroup.clone()));
+                }
+                if p.transition.is_empty() {
+                    out.unchanged.push(format!(
+                        "{}: devices.list already complete",
+                        cgroup.display()
+                    ));
+                    continue;
+                }
+                let n = p.transition.writes().len();
+                cg.execute(p, &target).map_err(err)?;
+                out.changed
+                    .push(format!("{}: {n} allow write(s)", cgroup.display()));
+            }
+            RepairAction::V2Replace {
+                cgroup,
+                rules,
+                detach,
+                ..
+            } => {
+                let dir = opts.root.join(cgroup);
+                let err = |message: String| RepairError::V2 {
+                    cgroup: cgroup.clone(),
+                    message,
+                };
+                let cg = bpf::kernel::open_cgroup(&dir).map_err(|e| err(e.to_string()))?;
+                let ours = bpf::program::build_from_rules(rules).map_err(|e| err(e.to_string()))?;
+                let own = bpf::kernel::query(cg.as_fd(), false).map_err(|e| err(e.to_string()))?;
+                let mut have_ours = false;
+                for id in &own.prog_ids {
+                    let Ok(fd) = bpf::kernel::prog_fd_by_id(*id) else {
+                        continue;
+                    };
+                    if bpf::kernel::prog_info(fd.as_fd()).is_ok_and(|i| i.xlated == ours) {
+                        have_ours = true;
+                    }
+                }
+                // Ours first: while both are attached the container has the
+                // intersection, which is never less than before ∩ after.
+                if !have_ours {
+                    let prog =
+                        bpf::kernel::load_device_program(&ours).map_err(|e| err(e.to_string()))?;
+                    bpf::kernel::attach_multi(cg.as_fd(), prog.as_fd())
+                        .map_err(|e| err(e.to_string()))?;
+                    out.changed.push(format!(
+                        "{}: attached the container's device program",
+                        cgroup.display()
+                    ));
+                }
+                for id in detach {
+                    if !own.prog_ids.contains(id) {
+                        out.unchanged
+                            .push(format!("{}: program {id} already gone", cgroup.display()));
+                        continue;
+                    }
+                    let fd = match bpf::kernel::prog_fd_by_id(*id) {
+                        Ok(fd) => fd,
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                        Err(e) => return Err(err(e.to_string())),
+                    };
+                    bpf::kernel::detach(cg.as_fd(), fd.as_fd()).map_err(|e| err(e.to_string()))?;
+                    out.changed.push(format!(
+                        "{}: detached denying program {id}",
+                        cgroup.display()
+                    ));
+                }
+            }
+            RepairAction::Kill { pid, start_time } => {
+                let procfs = Procfs::new(opts.root.clone());
+                match procfs.start_time(*pid) {
+                    Ok(t) if t == *start_time => {
+                        nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(*pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        )
+                        .map_err(|e| RepairError::Kill {
+                            pid: *pid,
+                            message: e.to_string(),
+                        })?;
+                        out.changed.push(format!("killed pid {pid}"));
+                    }
+                    _ => out.unchanged.push(format!("pid {pid} already exited")),
+                }
+            }
+        }
+    }
+    Ok(out)
+}

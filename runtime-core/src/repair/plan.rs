@@ -1,0 +1,303 @@
+//! From a finding to a plan. Reads state, changes nothing.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::devices::bpf::{self, DeviceAccess, EffectivePrograms};
+use crate::devices::expected::expected_rules;
+use crate::devices::v1::{transition, DefaultPolicy, Emulator, V1DeviceCgroup};
+use crate::devices::{Access, DeviceRule, DeviceType};
+use crate::diagnose::{ids, CheckPolicy, ContainerRef, Finding, ScanOptions};
+use crate::discovery::Container;
+
+/// One step of a repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum RepairAction {
+    /// Write these allow rules to a v1 `devices.allow`, in order (a minimal
+    /// transition from the current list to the current list plus what the
+    /// container is entitled to).
+    V1Allow {
+        /// Host path of the v1 devices cgroup.
+        cgroup: PathBuf,
+        /// The allow rules that make up the target (current + these).
+        add: Vec<DeviceRule>,
+        /// The `devices.allow` lines the transition writes, for the reader.
+        writes: Vec<String>,
+    },
+    /// Attach a device program built from the container's rules, then detach
+    /// the programs attached at this cgroup that deny what it is entitled to.
+    V2Replace {
+        /// Host path of the v2 cgroup.
+        cgroup: PathBuf,
+        /// The rules our program enforces (OCI config + runtime defaults).
+        rules: Vec<DeviceRule>,
+        /// Ids of the programs to detach after ours is attached.
+        detach: Vec<u32>,
+        /// Whether an identical program is attached already (then only the
+        /// detach remains).
+        already_attached: bool,
+    },
+    /// SIGKILL a task stuck in a seccomp notification, if it is still the
+    /// same process.
+    Kill {
+        /// Process id.
+        pid: i32,
+        /// Its start time (clock ticks since boot), checked before the kill.
+        start_time: u64,
+    },
+}
+
+/// What will be done for one finding, and why that is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairPlan {
+    /// The check id of the finding.
+    pub check: String,
+    /// The container concerned.
+    pub container: Option<ContainerRef>,
+    /// The steps, in order.
+    pub actions: Vec<RepairAction>,
+    /// Why the steps never narrow access (or are otherwise safe).
+    pub safety: String,
+}
+
+/// Why a finding has no plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// This kind of finding is not repaired automatically; the text says what
+    /// an operator can do.
+    #[error("not repairable automatically: {0}")]
+    NotRepairable(String),
+    /// The repair is forbidden by the policy.
+    #[error("not allowed by policy: {0}")]
+    NotAllowed(String),
+    /// The state needed to plan could not be read.
+    #[error("cannot plan: {0}")]
+    Unreadable(String),
+}
+
+/// Plan the repair of `finding` (about `container`, when it has one).
+pub fn plan(
+    finding: &Finding,
+    container: Option<&Container>,
+    opts: &ScanOptions,
+    policy: &CheckPolicy,
+) -> Result<RepairPlan, PlanError> {
+    match finding.check.as_str() {
+        ids::DEVICE_ACCESS_BROKEN => {
+            let c = container.ok_or_else(|| PlanError::Unreadable("container not found in runtime state".into()))?;
+            plan_devices(finding, c, opts, policy)
+        }
+        ids::SECCOMP_NOTIFY_STUCK => plan_kill(finding, policy),
+        ids::DEVICE_UPDATE_JITTER => Err(PlanError::NotRepairable(
+            "a node-level hazard: use a runtime that updates device rules minimally (runc >= 1.1.8 \
+             with the cgroupfs driver) or avoid device updates on running containers"
+                .into(),
+        )),
+        ids::CGROUP_ATTACH_RACE => Err(PlanError::NotRepairable(
+            "a kernel hazard: upgrade to Linux 6.1 or later".into(),
+        )),
+        ids::SHIM_FD_LEAK => Err(PlanError::NotRepairable(
+            "the shim holds the leaked fds until it exits: restart the pod, upgrade containerd, \
+             and lengthen exec probe periods meanwhile"
+                .into(),
+        )),
+        ids::FREEZE_BLOCKED => Err(PlanError::NotRepairable(
+            "tasks in uninterruptible sleep cannot be moved; find what they wait on (wchan in the evidence)".into(),
+        )),
+        other => Err(PlanError::NotRepairable(format!("no repair is known for {other}"))),
+    }
+}
+
+fn plan_devices(
+    finding: &Finding,
+    c: &Container,
+    opts: &ScanOptions,
+    policy: &CheckPolicy,
+) -> Result<RepairPlan, PlanError> {
+    let spec = c
+        .config
+        .as_deref()
+        .ok_or_else(|| PlanError::Unreadable(format!("OCI config of {} unreadable", c.id)))?;
+    let rules = expected_rules(spec)
+        .map_err(|e| PlanError::Unreadable(format!("OCI device rules: {e}")))?;
+    let entitled =
+        Emulator::from_rules(&rules).map_err(|e| PlanError::Unreadable(e.to_string()))?;
+    let mut actions = Vec::new();
+
+    if let Some(dir) = c.cgroups.v1("devices") {
+        let current = V1DeviceCgroup::new(opts.root.join(dir))
+            .read()
+            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+        let add = entitlement_allows(&entitled);
+        let target = widen(&current, &add)?;
+        let t = transition(&current, &target);
+        if t.narrowing() {
+            // Cannot happen for a target that only adds allows; refuse rather
+            // than trust it.
+            return Err(PlanError::NotRepairable(format!(
+                "the v1 transition would narrow access: {}",
+                t.reason().unwrap_or("unknown")
+            )));
+        }
+        if !t.is_empty() {
+            actions.push(RepairAction::V1Allow {
+                cgroup: dir.clone(),
+                add,
+                writes: t
+                    .writes()
+                    .iter()
+                    .map(crate::devices::v1::lines::format_write)
+                    .collect(),
+            });
+        }
+    }
+
+    if let (Some(dir), true) = (&c.cgroups.v2, opts.live) {
+        let host_dir = opts.root.join(dir);
+        let progs =
+            EffectivePrograms::read(&host_dir).map_err(|e| PlanError::Unreadable(e.to_string()))?;
+        if !progs.programs.is_empty() {
+            let own = own_program_ids(&host_dir)?;
+            let ours = bpf::program::build_from_rules(&rules)
+                .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+            let mut detach = Vec::new();
+            let mut ancestors_deny = Vec::new();
+            for p in &progs.programs {
+                let denies = required_requests(policy, opts).iter().any(|req| {
+                    entitled.allows(req.kind, req.major, req.minor, req.access)
+                        && !bpf::interp::allows(&p.insns, req).unwrap_or(true)
+                });
+                if !denies {
+                    continue;
+                }
+                if own.contains(&p.id) {
+                    detach.push(p.id);
+                } else {
+                    ancestors_deny.push(p.id);
+                }
+            }
+            if !ancestors_deny.is_empty() {
+                return Err(PlanError::NotRepairable(format!(
+                    "device programs {ancestors_deny:?} that deny are attached to an ancestor cgroup, \
+                     which holds other containers too"
+                )));
+            }
+            if !detach.is_empty() {
+                let already_attached = progs.programs.iter().any(|p| p.insns == ours);
+                actions.push(RepairAction::V2Replace {
+                    cgroup: dir.clone(),
+                    rules: rules.clone(),
+                    detach,
+                    already_attached,
+                });
+            }
+        }
+    }
+
+    if actions.is_empty() {
+        return Err(PlanError::NotRepairable(format!(
+            "nothing the container is entitled to is missing from its device cgroups ({})",
+            finding.message
+        )));
+    }
+    Ok(RepairPlan {
+        check: finding.check.clone(),
+        container: Some(c.reference()),
+        actions,
+        safety:
+            "only adds access the container's runtime granted it from its OCI config; v1 writes \
+                 are allow lines only, and the v2 program is attached before the denying one is \
+                 detached, so access never drops below what it had"
+                .into(),
+    })
+}
+
+/// The allow rules that make up an entitlement (deny-mode: its exceptions;
+/// allow-mode: allow everything).
+pub(super) fn entitlement_allows(entitled: &Emulator) -> Vec<DeviceRule> {
+    match entitled.default_policy() {
+        DefaultPolicy::Allow => vec![DeviceRule {
+            allow: true,
+            kind: DeviceType::All,
+            major: None,
+            minor: None,
+            access: Access::ALL,
+        }],
+        DefaultPolicy::Deny => entitled
+            .essential()
+            .into_iter()
+            .map(|(p, a)| p.rule(true, a))
+            .collect(),
+    }
+}
+
+/// `current` with every rule of `add` written as an allow.
+pub(super) fn widen(current: &Emulator, add: &[DeviceRule]) -> Result<Emulator, PlanError> {
+    let mut target = current.clone();
+    for r in add {
+        target
+            .apply(r)
+            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+    }
+    Ok(target)
+}
+
+/// Programs attached directly at `dir` (not inherited).
+fn own_program_ids(dir: &std::path::Path) -> Result<Vec<u32>, PlanError> {
+    let cg = bpf::kernel::open_cgroup(dir).map_err(|e| PlanError::Unreadable(e.to_string()))?;
+    use std::os::fd::AsFd;
+    bpf::kernel::query(cg.as_fd(), false)
+        .map(|a| a.prog_ids)
+        .map_err(|e| PlanError::Unreadable(e.to_string()))
+}
+
+/// The required devices as rw requests.
+fn required_requests(policy: &CheckPolicy, opts: &ScanOptions) -> Vec<DeviceAccess> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    policy
+        .required_devices
+        .iter()
+        .filter_map(|p| {
+            let md = std::fs::metadata(opts.root.join(p)).ok()?;
+            let (maj, min) = (
+                nix::sys::stat::major(md.rdev()) as u32,
+                nix::sys::stat::minor(md.rdev()) as u32,
+            );
+            let rw = Access::READ.union(Access::WRITE);
+            if md.file_type().is_char_device() {
+                Some(DeviceAccess::char(maj, min, rw))
+            } else if md.file_type().is_block_device() {
+                Some(DeviceAccess::block(maj, min, rw))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn plan_kill(finding: &Finding, policy: &CheckPolicy) -> Result<RepairPlan, PlanError> {
+    if !policy.kill_stuck_inits {
+        return Err(PlanError::NotAllowed(
+            "killing stuck inits is off (remediation.killStuckInits: false); kill the process by hand \
+             or allow it in the policy so the kubelet can retry"
+                .into(),
+        ));
+    }
+    let num = |k: &str| finding.evidence.get(k).and_then(|v| v.parse::<u64>().ok());
+    let (Some(pid), Some(start_time)) = (num("pid"), num("start_time")) else {
+        return Err(PlanError::Unreadable(
+            "finding lacks pid/start_time evidence".into(),
+        ));
+    };
+    let pid = i32::try_from(pid).map_err(|_| PlanError::Unreadable("pid out of range".into()))?;
+    Ok(RepairPlan {
+        check: finding.check.clone(),
+        container: finding.container.clone(),
+        actions: vec![RepairAction::Kill { pid, start_time }],
+        safety: "the task can only be ended by SIGKILL; the start time is checked first so a \
+                 recycled pid is never killed, and the kubelet recreates the container"
+            .into(),
+    })
+}
