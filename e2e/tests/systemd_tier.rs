@@ -10,6 +10,9 @@
 //!    container's OCI rules: `/dev/null` and `/dev/urandom` work;
 //! 3. `systemctl daemon-reload` (the seed's trigger) leaves them working.
 
+// Test helpers outside #[test] fns panic on failure like the tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

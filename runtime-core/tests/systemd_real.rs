@@ -12,6 +12,9 @@
 //! in the guest's PID namespace: this test binary again, running the
 //! ignored helper test [`private_socket_steps`].
 
+// Test helpers outside #[test] fns panic on failure like the tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
