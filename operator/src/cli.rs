@@ -48,6 +48,13 @@ pub enum Command {
     /// Print the CustomResourceDefinitions of RuntimePolicy and
     /// NodeRuntimeReport, as YAML generated from the Rust types.
     Crds(CrdsArgs),
+    /// Check seccomp profiles for SCMP_ACT_NOTIFY hazards (notify on a syscall
+    /// the runtime itself needs before execve, missing listener, notify as
+    /// the default) and for what runtimes refuse or silently skip.
+    ///
+    /// Meant as a CI step: exit 0 clean, 1 with a finding at or above
+    /// --fail-on, 2 when a file cannot be read or parsed.
+    LintProfile(crate::lint_profile::LintProfileArgs),
 }
 
 /// Arguments of `warden check`.

@@ -4,6 +4,7 @@
 
 mod check;
 mod cli;
+mod lint_profile;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_format, cli.verbose);
     let result = match cli.command {
         cli::Command::Check(args) => check::run(&args),
+        cli::Command::LintProfile(args) => lint_profile::run(&args),
     };
     match result {
         Ok(code) => code.into(),

@@ -87,6 +87,10 @@ pub struct Context {
     pub source: ProfileSource,
     /// Runtimes to judge it against; empty means [`Target::all_known`].
     pub targets: Vec<Target>,
+    /// `noNewPrivileges` of the containers, when known from outside the
+    /// profile (a pod's `allowPrivilegeEscalation: false`); overrides an OCI
+    /// config's own. `None` with a standalone profile: both settings count.
+    pub no_new_privileges: Option<bool>,
 }
 
 impl Default for Context {
@@ -94,6 +98,7 @@ impl Default for Context {
         Context {
             source: ProfileSource::Standalone,
             targets: Target::all_known(),
+            no_new_privileges: None,
         }
     }
 }
@@ -105,10 +110,10 @@ pub fn analyze(profile: &Profile, ctx: &Context) -> Vec<Finding> {
     } else {
         ctx.targets.clone()
     };
-    let nnp = match ctx.source {
+    let nnp = ctx.no_new_privileges.or(match ctx.source {
         ProfileSource::OciConfig { no_new_privileges } => no_new_privileges,
         ProfileSource::Standalone => None,
-    };
+    });
     let mut out = Vec::new();
     check_values(profile, &mut out);
     check_runtime_compat(profile, ctx, &targets, &mut out);
@@ -398,10 +403,10 @@ fn check_notify_syscalls(
                 .collect::<Vec<_>>()
                 .join("; ");
             ev.insert(t.kind.binary().to_string(), text);
-            effects.extend(rows.iter().map(|r| (t, r.effect)));
+            effects.extend(rows.iter().map(|r| (t, r.effect, r.no_new_privileges)));
         }
         if !effects.is_empty() {
-            let certain = effects.iter().any(|(_, e)| *e != NotifyEffect::MayHang);
+            let certain = effects.iter().any(|(_, e, _)| *e != NotifyEffect::MayHang);
             let conditional = !rule.args.is_empty() || rule.is_conditional();
             let severity = if certain && !conditional {
                 Severity::Error
@@ -415,18 +420,35 @@ fn check_notify_syscalls(
                 );
             }
             let mut who: Vec<String> = Vec::new();
-            for (t, e) in &effects {
-                let s = format!("{} {}", t.label(), e.describe());
-                if !who.contains(&s) {
-                    who.push(s);
+            for t in targets {
+                let mut parts: Vec<String> = Vec::new();
+                for (_, e, nnp) in effects.iter().filter(|(tt, _, _)| *tt == t) {
+                    let q = match nnp {
+                        None => "",
+                        Some(true) => " (with noNewPrivileges)",
+                        Some(false) => " (without noNewPrivileges)",
+                    };
+                    let s = format!("{}{q}", e.short());
+                    if !parts.contains(&s) {
+                        parts.push(s);
+                    }
+                }
+                if !parts.is_empty() {
+                    who.push(format!("{} {}", t.label(), parts.join(" or ")));
                 }
             }
+            let tail = if effects.iter().any(|(_, e, _)| *e == NotifyEffect::Deadlock) {
+                "no agent can answer a call made before it has the listener fd"
+            } else {
+                "container start waits on the agent answering the runtime's own calls"
+            };
             out.push(Finding {
                 check: ids::NOTIFY_UNSAFE.into(),
                 severity,
                 container: None,
                 message: format!(
-                    "SCMP_ACT_NOTIFY on `{name}`, a call the runtime makes between installing the filter and execve: {}",
+                    "SCMP_ACT_NOTIFY on `{name}`, which the runtime itself calls between installing the filter and \
+                     execve: {}; {tail}",
                     who.join("; ")
                 ),
                 evidence: ev,
@@ -658,6 +680,7 @@ mod tests {
                 Target::parse("runc@1.1.5").unwrap(),
                 Target::parse("crun@1.8.1").unwrap(),
             ],
+            no_new_privileges: None,
         };
         assert!(analyze(&p, &ctx).is_empty());
     }
@@ -670,6 +693,7 @@ mod tests {
                 no_new_privileges: Some(nnp),
             },
             targets: vec![Target::parse("crun@1.8.1").unwrap()],
+            no_new_privileges: None,
         };
         assert!(analyze(&p, &with(true)).is_empty());
         assert_eq!(
@@ -723,6 +747,7 @@ mod tests {
                 no_new_privileges: Some(true),
             },
             targets: vec![],
+            no_new_privileges: None,
         };
         assert_eq!(
             checks(&analyze(&p, &oci)),
@@ -740,6 +765,7 @@ mod tests {
         let old = Context {
             source: ProfileSource::Standalone,
             targets: vec![Target::parse("runc@1.0.3").unwrap()],
+            no_new_privileges: None,
         };
         assert_eq!(
             checks(&analyze(&p, &old)),
@@ -848,6 +874,7 @@ mod tests {
                 no_new_privileges: None,
             },
             targets: vec![],
+            no_new_privileges: None,
         };
         assert_eq!(
             checks(&analyze(&p, &oci)),

@@ -104,6 +104,7 @@ mod tests {
         let ctx = Context {
             source: input.source,
             targets: Target::all_known(),
+            no_new_privileges: None,
         };
         analyze(&input.profile.unwrap(), &ctx)
     }
@@ -148,6 +149,7 @@ mod tests {
                 &Context {
                     source: ProfileSource::Standalone,
                     targets: vec![Target::parse(t).unwrap()],
+                    no_new_privileges: None,
                 },
             )
         };

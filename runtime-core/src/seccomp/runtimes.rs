@@ -80,6 +80,19 @@ pub enum NotifyEffect {
 }
 
 impl NotifyEffect {
+    /// A few words, for one-line messages.
+    pub fn short(self) -> &'static str {
+        match self {
+            NotifyEffect::Refused => "refuses the profile",
+            NotifyEffect::Hangs => "hangs at create",
+            NotifyEffect::InitBlocked => {
+                "shows the container running with its init stuck before execve"
+            }
+            NotifyEffect::Deadlock => "deadlocks",
+            NotifyEffect::MayHang => "sometimes hangs at create",
+        }
+    }
+
     /// Short human phrase.
     pub fn describe(self) -> &'static str {
         match self {
