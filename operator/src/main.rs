@@ -4,6 +4,8 @@
 
 mod check;
 mod cli;
+mod controller;
+mod crds;
 mod lint_profile;
 mod telemetry;
 
@@ -17,6 +19,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Check(args) => check::run(&args),
         cli::Command::LintProfile(args) => lint_profile::run(&args),
+        cli::Command::Crds(args) => crds::run(&args)
+            .map(|()| check::Outcome::Clean)
+            .map_err(Into::into),
+        cli::Command::Operator(args) => controller::run(&args)
+            .map(|()| check::Outcome::Clean)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code.into(),

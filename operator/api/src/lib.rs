@@ -1,8 +1,24 @@
-//! Kubernetes API types of Runtime Warden (group `runtimewarden.io`, version `v1alpha1`).
+//! Kubernetes API types of Runtime Warden (group `runtimewarden.io`, version
+//! `v1alpha1`), and the pure functions that give them meaning.
 //!
-//! This crate holds types only: no client, no I/O. `RuntimePolicy` and
-//! `NodeRuntimeReport` arrive with the operator issue; until then it exports the
-//! API coordinates that every component agrees on.
+//! - [`policy`]: `RuntimePolicy`, what users apply.
+//! - [`report`]: `NodeRuntimeReport`, what each node's agent writes.
+//! - [`merge`]: the strictest-wins merge of the policies that select a node
+//!   or a namespace, and label-selector matching.
+//!
+//! No client and no I/O live here: the operator, the agent, the webhook and
+//! `warden check --policy` all link this crate and agree on one meaning of a
+//! policy. The merge sits with the types rather than in the operator binary
+//! because every one of those consumers needs it and it depends on nothing
+//! but the types.
+
+pub mod merge;
+pub mod policy;
+pub mod report;
+
+pub use merge::{merge, EffectivePolicy};
+pub use policy::{RuntimePolicy, RuntimePolicySpec, RuntimePolicyStatus};
+pub use report::{NodeRuntimeReport, NodeRuntimeReportSpec};
 
 /// API group of every Runtime Warden custom resource.
 pub const GROUP: &str = "runtimewarden.io";
