@@ -6,6 +6,10 @@
 //! 2. systemd's private socket (`/run/systemd/private`), a peer-to-peer
 //!    connection with no bus daemon and no names: what `systemctl` uses when
 //!    D-Bus is down, and what works on a node whose dbus-daemon is broken.
+//!    systemd accepts it only from root in its own PID namespace (it refuses
+//!    a peer whose pid it cannot see), so an agent needs `hostPID`; and its
+//!    replies go through a small relay that makes their sender field
+//!    acceptable to zbus (`sender_relay`).
 //!
 //! Both paths are injectable ([`BusPaths`]), so the same code reaches a
 //! systemd in another mount namespace through `/proc/<pid>/root/run/...`
@@ -243,6 +247,13 @@ fn handshake(socket: &Path, p2p: bool, timeout: Duration) -> Result<Connection, 
         message,
     };
     let stream = UnixStream::connect(socket).map_err(|e| connect_err(e.to_string()))?;
+    // systemd's private socket needs its sender field fixed up for zbus
+    // (see `sender_relay`).
+    let stream = if p2p {
+        super::sender_relay::relay(stream).map_err(|e| connect_err(format!("relay: {e}")))?
+    } else {
+        stream
+    };
     let guard = stream.try_clone().map_err(|e| connect_err(e.to_string()))?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod dbus;
 pub mod history;
+mod sender_relay;
 
 pub use client::{parse_systemd_version, SystemdClient, SystemdError, UnitProperty};
 pub use dbus::{BusPaths, DbusSystemd, Transport};
