@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use runtime_core::devices::device_allow::{explicit_device_allow, ExplicitOptions};
+use runtime_core::devices::device_allow::{
+    explicit_device_allow, narrower_than_rules, ExplicitOptions,
+};
 use runtime_core::devices::host_devices::HostDevices;
 use runtime_core::devices::oci::rules_from_oci;
 use runtime_core::devices::systemd::{DeviceAllowEntry, DevicePolicy, SystemdDevices};
@@ -278,6 +280,24 @@ fn seed_003_on_real_systemd() {
     .unwrap();
     assert!(program.skipped.is_empty(), "{:?}", program.skipped);
     assert!(program.allows((DeviceType::Char, 1, 3), Access::READ.union(Access::WRITE)));
+
+    // The latent-hazard check sees the old set as narrower than the rules
+    // (it loses /dev/null), and the rewrite as not.
+    let gaps =
+        narrower_than_rules(&rules, DevicePolicy::Strict, &old, &guest, Some(version)).unwrap();
+    assert!(
+        gaps.iter().any(|g| g.device == (DeviceType::Char, 1, 3)),
+        "{gaps:?}"
+    );
+    assert!(narrower_than_rules(
+        &rules,
+        explicit.policy,
+        &explicit.entries,
+        &guest,
+        Some(version)
+    )
+    .unwrap()
+    .is_empty());
 
     let t_repair = Instant::now();
     client

@@ -27,9 +27,10 @@
 
 use serde::Serialize;
 
-use crate::devices::host_devices::{is_literal_class_name, HostDevices};
+use crate::devices::host_devices::{is_literal_class_name, DeviceId, HostDevices};
 use crate::devices::systemd::{
-    DeviceAllowEntry, DeviceClass, DevicePolicy, DeviceSelector, SYSTEMD_PARSES_DEVICE_NUMBERS,
+    DeviceAllowEntry, DeviceClass, DevicePolicy, DeviceSelector, SystemdDevices,
+    SYSTEMD_PARSES_DEVICE_NUMBERS,
 };
 use crate::devices::v1::emulator::{DefaultPolicy, Emulator, EmulatorError, Pattern};
 use crate::devices::{Access, DeviceRule, DeviceType};
@@ -197,6 +198,55 @@ fn entry_for(
             }
         }
     }
+}
+
+/// A device and access the rules allow but a unit's systemd program would
+/// not: what the next daemon-reload takes from the container.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DeviceGap {
+    /// The device.
+    pub device: DeviceId,
+    /// The access lost (one request: all bits at once).
+    pub access: Access,
+}
+
+/// Where a unit's `DevicePolicy=` / `DeviceAllow=` (as systemd at `version`
+/// resolves them on this host) is narrower than the container's OCI rules:
+/// the `device-rules-latent` check. Devices checked: every concrete device
+/// the rules name, and every host node a wildcard rule covers; for each, the
+/// full allowed access and each single bit. Empty when the unit is safe.
+pub fn narrower_than_rules(
+    rules: &[DeviceRule],
+    policy: DevicePolicy,
+    allow: &[DeviceAllowEntry],
+    host: &HostDevices,
+    version: Option<u32>,
+) -> Result<Vec<DeviceGap>, EmulatorError> {
+    let emu = Emulator::from_rules(rules)?;
+    let Some(program) = (SystemdDevices { host, version }).program(policy, allow) else {
+        return Ok(Vec::new()); // no program: systemd allows everything
+    };
+    let mut devices: Vec<DeviceId> = host.devices().collect();
+    for (p, _) in emu.essential() {
+        if let (Some(ma), Some(mi)) = (p.major, p.minor) {
+            devices.push((p.kind, ma, mi));
+        }
+    }
+    devices.sort();
+    devices.dedup();
+    let mut gaps = Vec::new();
+    for dev in devices {
+        for bits in [1u8, 2, 4, 3, 7] {
+            let access = Access::from_bits(bits);
+            if emu.allows(dev.0, dev.1, dev.2, access) && !program.allows(dev, access) {
+                gaps.push(DeviceGap {
+                    device: dev,
+                    access,
+                });
+            }
+        }
+    }
+    Ok(gaps)
 }
 
 #[cfg(test)]
@@ -430,6 +480,65 @@ mod tests {
         ];
         let x = explicit_device_allow(&rules, &host(false), ExplicitOptions::default()).unwrap();
         assert_eq!(strings(&x), ["/dev/null rm"]);
+    }
+
+    #[test]
+    fn seed_set_is_narrower_and_the_rewrite_is_not() {
+        let h = host(false);
+        let old: Vec<DeviceAllowEntry> = ["char-pts rwm", "char-* m", "block-* m"]
+            .iter()
+            .map(|s| DeviceAllowEntry::parse(s).unwrap())
+            .collect();
+        let rules = runc_default();
+        let gaps = narrower_than_rules(&rules, DevicePolicy::Strict, &old, &h, Some(252)).unwrap();
+        let rw = Access::READ.union(Access::WRITE);
+        assert!(gaps.contains(&DeviceGap {
+            device: (DeviceType::Char, 1, 3),
+            access: rw
+        }));
+        assert!(gaps.contains(&DeviceGap {
+            device: (DeviceType::Char, 1, 9),
+            access: Access::READ
+        }));
+        assert!(
+            !gaps.iter().any(|g| g.device.1 == 136),
+            "ptys stay allowed: {gaps:?}"
+        );
+        let x = explicit_device_allow(
+            &rules,
+            &h,
+            ExplicitOptions {
+                systemd_version: Some(252),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            narrower_than_rules(&rules, x.policy, &x.entries, &h, Some(252)).unwrap(),
+            vec![]
+        );
+        // runc 1.1.5's own /dev/char/M:m form is fine on 252, not on 239
+        // without /dev/char.
+        let runc115: Vec<DeviceAllowEntry> =
+            ["char-pts rwm", "/dev/char/1:3 rwm", "char-* m", "block-* m"]
+                .iter()
+                .map(|s| DeviceAllowEntry::parse(s).unwrap())
+                .collect();
+        let r = [DeviceRule::allow_char(1, 3, Access::ALL)];
+        assert!(
+            narrower_than_rules(&r, DevicePolicy::Strict, &runc115, &h, Some(252))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !narrower_than_rules(&r, DevicePolicy::Strict, &runc115, &h, Some(239))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            narrower_than_rules(&r, DevicePolicy::Auto, &[], &h, Some(239))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     // ---- the law: never narrower, except what is reported ----
