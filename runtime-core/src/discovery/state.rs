@@ -175,7 +175,16 @@ fn read_config(candidates: &[PathBuf]) -> Result<Spec, String> {
 /// same start time, or the pid was recycled after the container exited.
 fn check_alive(ctx: &Ctx<'_>, pid: i32, start: u64) -> Result<(), String> {
     match ctx.procfs.start_time(pid) {
-        Ok(t) if t == start => Ok(()),
+        // An init that exited but was not reaped yet (its parent is slow,
+        // or a pid 1 that never reaps) keeps its pid and start time: its
+        // state letter says it is dead. Unreadable task state is not taken
+        // as proof of death.
+        Ok(t) if t == start => match ctx.procfs.task(pid, pid) {
+            Ok(task) if task.state.is_dead() => {
+                Err(format!("exited (pid {pid} is a zombie, not reaped yet)"))
+            }
+            _ => Ok(()),
+        },
         Ok(t) => Err(format!(
             "exited (pid {pid} now belongs to a process started at {t}, not {start})"
         )),
@@ -226,4 +235,44 @@ fn cgroups_from_runc(paths: &BTreeMap<String, PathBuf>) -> Option<ContainerCgrou
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `/proc/<pid>` (and its main task) in scheduler state `state`,
+    /// started at clock tick `start`.
+    fn process(root: &Path, pid: i32, state: char, start: u64) {
+        let mut fields: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+        fields[0] = state.to_string();
+        fields[19] = start.to_string();
+        let stat = format!("{pid} (sleep) {}\n", fields.join(" "));
+        for dir in [format!("proc/{pid}"), format!("proc/{pid}/task/{pid}")] {
+            fs::create_dir_all(root.join(&dir)).expect("mkdir");
+            fs::write(root.join(dir).join("stat"), &stat).expect("stat");
+        }
+    }
+
+    #[test]
+    fn a_zombie_init_counts_as_exited_and_a_live_one_does_not() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = HostRoot::new(t.path());
+        let procfs = Procfs::new(root.clone());
+        let ctx = Ctx {
+            root: &root,
+            procfs: &procfs,
+            layout: None,
+            containerd_tasks: Path::new("/none"),
+        };
+        process(t.path(), 10, 'Z', 500);
+        process(t.path(), 11, 'S', 600);
+        let err = check_alive(&ctx, 10, 500).expect_err("zombie");
+        assert!(err.contains("zombie"), "{err}");
+        assert!(check_alive(&ctx, 11, 600).is_ok());
+        // No task directory (older fixtures, restricted /proc): not proof of
+        // death.
+        fs::remove_dir_all(t.path().join("proc/11/task")).expect("rm task");
+        assert!(check_alive(&ctx, 11, 600).is_ok());
+    }
 }
