@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod container;
+pub mod containerd;
 pub mod listener;
 pub mod start_probe;
 pub mod warden;
