@@ -71,6 +71,13 @@ impl SystemdError {
 }
 
 /// A unit property runtime-core sets.
+///
+/// `BPFProgram=device:<pinned>` (systemd >= 249, what crun hands systemd at
+/// unit creation) is deliberately absent: systemd 252 answers
+/// `SetUnitProperties` for it on a running scope with "Cannot set property
+/// BPFProgram, or unknown property" (checked on the real-systemd tier), so it
+/// cannot repair an existing container; only the runtime can pass it, in
+/// `StartTransientUnit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnitProperty {
     /// `DeviceAllow=`: an empty list resets it; a non-empty one is added to
