@@ -189,3 +189,45 @@ fn clean_fixture_has_no_findings_and_old_kernels_are_flagged() {
         .expect("5.4 is exposed");
     assert!(race.container.is_none());
 }
+
+#[test]
+fn runc_1_1_4_under_systemd_without_dev_char_is_the_seed_003_landmine() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    fs::create_dir_all(r.join("run/systemd/system")).expect("systemd running");
+    for (bin, out) in [
+        ("usr/bin/systemctl", "systemd 252 (252.39-1~deb12u1)"),
+        ("usr/sbin/runc", "runc version 1.1.4"),
+    ] {
+        write(r, bin, &format!("#!/bin/sh\necho '{out}'\n"));
+        fs::set_permissions(r.join(bin), fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let f = scan(&opts(r), &CheckPolicy::default());
+    let latent = f
+        .findings
+        .iter()
+        .find(|f| f.check == ids::DEVICE_RULES_LATENT)
+        .expect("landmine reported before it fires");
+    assert!(latent.container.is_none());
+    assert!(
+        latent.message.contains("daemon-reload"),
+        "{}",
+        latent.message
+    );
+    assert!(
+        f.findings
+            .iter()
+            .any(|f| f.check == ids::DEVICE_UPDATE_JITTER),
+        "runc < 1.1.8 with systemd on v1 proceeds after a failed freeze"
+    );
+
+    // With /dev/char present the landmine is gone.
+    fs::create_dir_all(r.join("dev/char")).expect("dev/char");
+    let f = scan(&opts(r), &CheckPolicy::default());
+    assert!(!f
+        .findings
+        .iter()
+        .any(|f| f.check == ids::DEVICE_RULES_LATENT));
+}

@@ -5,6 +5,7 @@ use super::{evidence, Ctx};
 use crate::cgroups::CgroupMode;
 use crate::diagnose::{ids, Finding, Severity};
 use crate::host::RuntimeKind;
+use crate::systemd::history::{version_hazards, VersionFacts};
 
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     let h = ctx.host;
@@ -36,8 +37,7 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
             ));
         }
         // runc's own emulator is minimal, but with the systemd driver systemd
-        // replays the list; before 1.1.8 runc also went on when the freeze
-        // that should hide it failed.
+        // replays the list on every update.
         let systemd_runc = ctx
             .containers
             .iter()
@@ -45,14 +45,12 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
             .count();
         if systemd_runc > 0 {
             let runc = h.runtime(RuntimeKind::Runc);
-            let old = runc.and_then(|r| r.semver()).is_some_and(|v| v < (1, 1, 8));
             out.push(host_finding(
                 ids::DEVICE_UPDATE_JITTER,
-                if old { Severity::Error } else { Severity::Warning },
+                Severity::Warning,
                 format!(
                     "{systemd_runc} runc container(s) use the systemd cgroup driver on cgroup v1: systemd \
-                     replays DeviceAllow as deny-all then allow on every update{}",
-                    if old { "; this runc (< 1.1.8) proceeds even when the freeze that hides it fails" } else { "" }
+                     replays DeviceAllow as deny-all then allow on every update"
                 ),
                 [
                     ("runtime", format!("runc {}", runc.and_then(|r| r.version.as_deref()).unwrap_or("?"))),
@@ -60,6 +58,31 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
                 ],
             ));
         }
+    }
+    // Hazards that follow from runc / systemd versions and /dev/char alone
+    // (seeds 000 and 003).
+    let facts = VersionFacts {
+        runc: h.runtime(RuntimeKind::Runc).and_then(|r| r.semver()),
+        systemd: h.systemd.version.filter(|_| h.systemd.running),
+        dev_char: h.dev_char,
+        devices_v1: v1_devices,
+    };
+    for hz in version_hazards(&facts) {
+        out.push(host_finding(
+            hz.check(),
+            Severity::Warning,
+            hz.message().to_string(),
+            [
+                (
+                    "hazard",
+                    serde_json::to_value(hz)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                ),
+                ("dev_char", h.dev_char.to_string()),
+            ],
+        ));
     }
     if h.attach_race_exposed == Some(true) {
         out.push(host_finding(
