@@ -231,3 +231,50 @@ fn runc_1_1_4_under_systemd_without_dev_char_is_the_seed_003_landmine() {
         .iter()
         .any(|f| f.check == ids::DEVICE_RULES_LATENT));
 }
+
+#[test]
+fn a_containers_own_notify_on_close_profile_is_unsafe() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    write(r, "usr/sbin/runc", "#!/bin/sh\necho 'runc version 1.1.5'\n");
+    fs::set_permissions(r.join("usr/sbin/runc"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    process(
+        r,
+        950,
+        "sleep",
+        "S",
+        "hrtimer_nanosleep",
+        100,
+        "/warden/notify",
+    );
+    write(
+        r,
+        "run/runc/notify/state.json",
+        r#"{"id":"notify","init_process_pid":950,"init_process_start":100,"config":{"labels":["bundle=/b/notify"]}}"#,
+    );
+    write(
+        r,
+        "b/notify/config.json",
+        r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sleep"],"user":{"uid":0,"gid":0},"noNewPrivileges":true},"root":{"path":"rootfs"},
+            "linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock",
+            "syscalls":[{"names":["close"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
+    );
+    let f = scan(&opts(r), &CheckPolicy::default());
+    let unsafe_ = f
+        .findings
+        .iter()
+        .find(|f| f.check == ids::SECCOMP_NOTIFY_UNSAFE)
+        .unwrap_or_else(|| {
+            panic!(
+                "notify on close not flagged: {:?} {:?} {:?}",
+                f.findings, f.skipped, f.containers
+            )
+        });
+    assert_eq!(
+        unsafe_.container.as_ref().map(|c| c.id.as_str()),
+        Some("notify")
+    );
+    assert_eq!(unsafe_.severity, Severity::Error);
+}

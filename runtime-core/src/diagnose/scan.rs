@@ -110,6 +110,7 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
     for c in &found.containers {
         findings.extend(checks::device_access::check(&ctx, c));
         findings.extend(checks::freeze_blocked::check(&ctx, c));
+        findings.extend(checks::seccomp_profile::check(&ctx, c));
     }
     findings.extend(checks::seccomp_stuck::check(&ctx));
     findings.extend(checks::shim_fd_leak::check(&ctx));

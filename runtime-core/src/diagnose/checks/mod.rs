@@ -11,6 +11,7 @@ use crate::procfs::Procfs;
 pub(super) mod device_access;
 pub(super) mod freeze_blocked;
 pub(super) mod host_hazards;
+pub(super) mod seccomp_profile;
 pub(super) mod seccomp_stuck;
 pub(super) mod shim_fd_leak;
 
