@@ -170,7 +170,7 @@ mod tests {
     fn reply(sender: &str, body: &[u8]) -> Vec<u8> {
         let mut f = Vec::new();
         let pad8 = |f: &mut Vec<u8>| {
-            while (16 + f.len()) % 8 != 0 {
+            while !(16 + f.len()).is_multiple_of(8) {
                 f.push(0)
             }
         };

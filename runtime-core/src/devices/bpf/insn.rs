@@ -285,7 +285,7 @@ pub fn encode(insns: &[Insn]) -> Vec<u8> {
 /// Decode a byte string (e.g. `xlated_prog_insns` read back from the
 /// kernel). `None` when the length is not a multiple of [`INSN_SIZE`].
 pub fn decode(bytes: &[u8]) -> Option<Vec<Insn>> {
-    if bytes.len() % INSN_SIZE != 0 {
+    if !bytes.len().is_multiple_of(INSN_SIZE) {
         return None;
     }
     Some(
