@@ -41,6 +41,26 @@ const SELECTOR_RULE: &str = "!has(self.matchExpressions) || self.matchExpression
 const SELECTOR_MESSAGE: &str = "matchExpressions: operator must be In or NotIn with at least one \
      value, or Exists or DoesNotExist without values";
 
+/// Longest `matchExpressions` list, and longest `values` list in one
+/// expression, a selector may have. Bounds the CEL cost of the selector
+/// rule; real selectors are far smaller.
+pub const MAX_SELECTOR_EXPRESSIONS: u64 = 32;
+/// See [`MAX_SELECTOR_EXPRESSIONS`].
+pub const MAX_SELECTOR_VALUES: u64 = 64;
+
+/// The schema of a `LabelSelector` with bounded lists (k8s-openapi's has
+/// none, and unbounded lists inflate the API server's CEL cost estimate).
+fn bounded_selector(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = <LabelSelector as JsonSchema>::json_schema(generator);
+    if let Some(exprs) = schema.pointer_mut("/properties/matchExpressions") {
+        exprs["maxItems"] = MAX_SELECTOR_EXPRESSIONS.into();
+        if let Some(values) = exprs.pointer_mut("/items/properties/values") {
+            values["maxItems"] = MAX_SELECTOR_VALUES.into();
+        }
+    }
+    schema
+}
+
 /// How a policy treats what it finds.
 ///
 /// Order matters for the merge: `Audit < Enforce`, the stricter wins.
@@ -186,12 +206,14 @@ pub struct RuntimePolicySpec {
 
     /// Nodes whose agents apply this policy. Empty selects every node.
     #[serde(default)]
+    #[schemars(schema_with = "bounded_selector")]
     #[x_kube(validation = Rule::new(SELECTOR_RULE).message(SELECTOR_MESSAGE).reason(Reason::FieldValueInvalid))]
     pub node_selector: LabelSelector,
 
     /// Namespaces whose pods the admission webhook checks against this
     /// policy. Empty selects every namespace.
     #[serde(default)]
+    #[schemars(schema_with = "bounded_selector")]
     #[x_kube(validation = Rule::new(SELECTOR_RULE).message(SELECTOR_MESSAGE).reason(Reason::FieldValueInvalid))]
     pub namespace_selector: LabelSelector,
 
