@@ -42,6 +42,9 @@ pub enum StartOutcome {
         workload_running: bool,
         /// `wchan` of the init when the workload did not start.
         init_wchan: Option<String>,
+        /// The syscall number the init is blocked in (from
+        /// `/proc/<pid>/syscall`) when the workload did not start.
+        init_syscall: Option<i64>,
     },
 }
 
@@ -128,10 +131,11 @@ pub fn probe_start(
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            let init_wchan = (!workload_running).then(|| init.map(wchan)).flatten();
+            let blocked = (!workload_running).then_some(init).flatten();
             StartOutcome::Started {
                 workload_running,
-                init_wchan,
+                init_wchan: blocked.map(wchan),
+                init_syscall: blocked.and_then(current_syscall),
             }
         }
     };
@@ -283,6 +287,17 @@ fn descendants(root: u32) -> BTreeSet<u32> {
 /// `/proc/<pid>/wchan`: the kernel function a sleeping task waits in.
 pub fn wchan(pid: u32) -> String {
     fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
+}
+
+/// The syscall a blocked task is in: the first field of `/proc/<pid>/syscall`
+/// (`running` or `-1` when it is not in one).
+pub fn current_syscall(pid: u32) -> Option<i64> {
+    fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn comm(pid: u32) -> Option<String> {
