@@ -30,6 +30,11 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest wait between retries of a failing reconcile.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
+/// How long a reconcile waits for the node and report caches' first list.
+pub const CACHE_WAIT: Duration = Duration::from_secs(30);
+/// When to try again if they are still not ready.
+pub const CACHE_RETRY: Duration = Duration::from_secs(5);
+
 /// Everything a reconcile needs, shared by all reconciles.
 pub struct Context {
     /// API client.
@@ -185,6 +190,17 @@ pub async fn reconcile(
         )
         .await;
         return Err(e);
+    }
+
+    // Until both reflectors have listed once, counts would be wrong (an
+    // operator restart would flap every policy to "no nodes selected").
+    let caches = async {
+        ctx.nodes.wait_until_ready().await?;
+        ctx.reports.wait_until_ready().await
+    };
+    if !matches!(tokio::time::timeout(CACHE_WAIT, caches).await, Ok(Ok(()))) {
+        tracing::debug!("node and report caches not ready yet");
+        return Ok(Action::requeue(CACHE_RETRY));
     }
 
     let desired = desired_status(&policy, &ctx);

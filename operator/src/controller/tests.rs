@@ -172,17 +172,39 @@ fn report(node: &str, unrepaired: usize) -> NodeRuntimeReport {
 /// findings) and cpu-1 (not selected by the test policy).
 fn context(client: Client) -> Arc<Context> {
     let mut nodes: Writer<PartialObjectMeta<Node>> = Writer::default();
-    for n in [
-        node("gpu-1", "gpu"),
-        node("gpu-2", "gpu"),
-        node("cpu-1", "cpu"),
-    ] {
-        nodes.apply_watcher_event(&Event::Apply(n));
-    }
+    listed(
+        &mut nodes,
+        [
+            node("gpu-1", "gpu"),
+            node("gpu-2", "gpu"),
+            node("cpu-1", "cpu"),
+        ],
+    );
     let mut reports: Writer<NodeRuntimeReport> = Writer::default();
-    for r in [report("gpu-1", 0), report("gpu-2", 2), report("cpu-1", 1)] {
-        reports.apply_watcher_event(&Event::Apply(r));
+    listed(
+        &mut reports,
+        [report("gpu-1", 0), report("gpu-2", 2), report("cpu-1", 1)],
+    );
+    context_with(client, &nodes, &reports)
+}
+
+/// Feed a reflector writer the events of a completed initial list.
+fn listed<K>(writer: &mut Writer<K>, objects: impl IntoIterator<Item = K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    writer.apply_watcher_event(&Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&Event::InitApply(o));
     }
+    writer.apply_watcher_event(&Event::InitDone);
+}
+
+fn context_with(
+    client: Client,
+    nodes: &Writer<PartialObjectMeta<Node>>,
+    reports: &Writer<NodeRuntimeReport>,
+) -> Arc<Context> {
     Arc::new(Context {
         client: client.clone(),
         agent: agent(),
@@ -330,6 +352,26 @@ async fn an_unchanged_status_is_not_written_again() {
         task.await.unwrap().unwrap(),
         Action::requeue(Duration::from_secs(300))
     );
+    assert_no_more_requests(handle).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_status_is_written_before_the_caches_have_listed() {
+    let (client, mut handle) = mock_client();
+    // Writers alive but never listed: the reflectors are still starting.
+    let nodes: Writer<PartialObjectMeta<Node>> = Writer::default();
+    let reports: Writer<NodeRuntimeReport> = Writer::default();
+    let ctx = context_with(client, &nodes, &reports);
+    let task = tokio::spawn(reconcile(Arc::new(gpu_policy()), ctx));
+    let ds = answer(&mut handle, StatusCode::OK, json!({})).await;
+    assert_eq!(ds.method, "PATCH");
+    // The DaemonSet is applied, but no status with zero nodes is written:
+    // the reconcile comes back shortly instead.
+    assert_eq!(
+        task.await.unwrap().unwrap(),
+        Action::requeue(super::reconcile::CACHE_RETRY)
+    );
+    drop((nodes, reports));
     assert_no_more_requests(handle).await;
 }
 
