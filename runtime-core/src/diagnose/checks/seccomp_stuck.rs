@@ -16,6 +16,16 @@ use crate::procfs::TaskInfo;
 /// The kernel function a task waits in for the notifying agent's answer.
 pub const SECCOMP_WCHAN: &str = "seccomp_do_user_notification";
 
+/// Whether a `wchan` names [`SECCOMP_WCHAN`]. Compilers clone and rename
+/// static kernel functions, and `wchan` shows the clone's symbol: kernel
+/// 6.18 here reports `seccomp_do_user_notification.isra.0`, so a suffix
+/// starting with `.` (`.isra.N`, `.constprop.N`, `.part.N`) still matches.
+pub fn is_seccomp_wait(wchan: &str) -> bool {
+    wchan
+        .strip_prefix(SECCOMP_WCHAN)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// A stuck task, with what is needed to act on it.
 #[derive(Debug, Clone)]
 pub struct StuckTask {
@@ -40,7 +50,7 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
             continue;
         };
         for t in tasks {
-            if t.wchan.as_deref() != Some(SECCOMP_WCHAN) {
+            if !t.wchan.as_deref().is_some_and(is_seccomp_wait) {
                 continue;
             }
             let Ok(start) = ctx.procfs.start_time(pid) else {
@@ -143,4 +153,19 @@ fn clock_ticks() -> f64 {
         .map(|t| t as f64)
         .filter(|t| *t > 0.0)
         .unwrap_or(100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_seccomp_wait;
+
+    #[test]
+    fn compiler_clones_of_the_wait_function_match() {
+        assert!(is_seccomp_wait("seccomp_do_user_notification"));
+        assert!(is_seccomp_wait("seccomp_do_user_notification.isra.0"));
+        assert!(is_seccomp_wait("seccomp_do_user_notification.constprop.0"));
+        assert!(!is_seccomp_wait("seccomp_do_user_notification_x"));
+        assert!(!is_seccomp_wait("do_epoll_wait"));
+        assert!(!is_seccomp_wait(""));
+    }
 }
