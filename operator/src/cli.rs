@@ -99,6 +99,11 @@ pub struct CheckArgs {
     /// Where scans keep state between runs (shim eventfd counts).
     #[arg(long, value_name = "DIR", default_value = "/run/warden")]
     pub state_dir: PathBuf,
+    /// A task blocked in a seccomp notification longer than this many
+    /// seconds is reported stuck (default 10). Not a policy field: an
+    /// advanced knob for tests and for nodes that start containers slowly.
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub stuck_after: Option<f64>,
 }
 
 /// Report format.

@@ -50,7 +50,12 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
         Some(p) => policy::load(p)?,
         None => policy::LoadedPolicy::default(),
     };
-    let policy = &loaded.check;
+    let mut check_policy = loaded.check.clone();
+    if let Some(secs) = args.stuck_after {
+        check_policy.stuck_after = std::time::Duration::try_from_secs_f64(secs)
+            .map_err(|e| anyhow::anyhow!("--stuck-after {secs}: {e}"))?;
+    }
+    let policy = &check_policy;
     let opts = options(args);
     let scan = scan(&opts, policy);
     if args.fix && loaded.audit {
