@@ -112,6 +112,7 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         findings.extend(checks::freeze_blocked::check(&ctx, c));
         findings.extend(checks::seccomp_profile::check(&ctx, c));
     }
+    findings.extend(checks::device_rules_latent::check(&ctx));
     findings.extend(checks::seccomp_stuck::check(&ctx));
     findings.extend(checks::shim_fd_leak::check(&ctx));
     // Deterministic order: host first, then by container, check id.

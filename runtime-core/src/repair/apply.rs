@@ -44,6 +44,24 @@ pub enum RepairError {
         /// What failed.
         message: String,
     },
+    /// Talking to systemd failed, or it did not keep what was set.
+    #[error("systemd unit {unit}: {message}")]
+    Systemd {
+        /// The unit.
+        unit: String,
+        /// What failed.
+        message: String,
+    },
+    /// The container could not be frozen around a systemd change that needs
+    /// it (cgroup v1): nothing was sent to systemd.
+    #[error("systemd unit {unit}: left unchanged: {source}")]
+    Freeze {
+        /// The unit.
+        unit: String,
+        /// The freezer's error.
+        #[source]
+        source: crate::cgroups::FreezeError,
+    },
     /// Other planning-time errors surfacing at apply time.
     #[error(transparent)]
     Plan(#[from] super::PlanError),
@@ -138,6 +156,29 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                         "{}: detached denying program {id}",
                         cgroup.display()
                     ));
+                }
+            }
+            RepairAction::SystemdDeviceAllow {
+                unit,
+                entries,
+                freeze,
+                ..
+            } => {
+                let client = super::systemd_unit::connect(&opts.root).map_err(|message| {
+                    RepairError::Systemd {
+                        unit: unit.clone(),
+                        message,
+                    }
+                })?;
+                match super::systemd_unit::apply_with(
+                    &client,
+                    &opts.root,
+                    unit,
+                    entries,
+                    freeze.as_ref(),
+                )? {
+                    super::systemd_unit::Applied::Changed(s) => out.changed.push(s),
+                    super::systemd_unit::Applied::Unchanged(s) => out.unchanged.push(s),
                 }
             }
             RepairAction::Kill { pid, start_time } => {

@@ -15,6 +15,7 @@
 
 mod apply;
 mod plan;
+pub(crate) mod systemd_unit;
 
 pub use apply::{apply, ApplyOutcome, RepairError};
 pub use plan::{plan, PlanError, RepairAction, RepairPlan};

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::cgroups::FreezeTarget;
 use crate::devices::bpf::{self, DeviceAccess, EffectivePrograms};
 use crate::devices::expected::expected_rules;
+use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy};
 use crate::devices::v1::{transition, DefaultPolicy, Emulator, V1DeviceCgroup};
 use crate::devices::{Access, DeviceRule, DeviceType};
 use crate::diagnose::{ids, CheckPolicy, ContainerRef, Finding, ScanOptions};
@@ -38,6 +40,30 @@ pub enum RepairAction {
         /// Whether an identical program is attached already (then only the
         /// detach remains).
         already_attached: bool,
+    },
+    /// Replace a systemd unit's `DeviceAllow=` with explicit per-device
+    /// entries (seed 003), in one `SetUnitProperties` call; `DevicePolicy=`
+    /// is left as it is.
+    SystemdDeviceAllow {
+        /// The unit (`runc-<id>.scope`).
+        unit: String,
+        /// Its `DevicePolicy=` (kept).
+        policy: DevicePolicy,
+        /// Its entries before, in unit-file form.
+        before: Vec<String>,
+        /// The entries after: the explicit form of the container's rules
+        /// plus every entry the unit had.
+        #[serde(serialize_with = "super::systemd_unit::entries_as_text")]
+        entries: Vec<DeviceAllowEntry>,
+        /// What the old entries lose against the rules (device, access,
+        /// node).
+        lost: Vec<String>,
+        /// Rules no entry can express (never a required device: then there
+        /// is no plan).
+        unexpressed: Vec<String>,
+        /// The cgroup frozen around the call (host path): on cgroup v1
+        /// systemd writes deny-all before the list; `None` on v2.
+        freeze: Option<FreezeTarget>,
     },
     /// SIGKILL a task stuck in a seccomp notification, if it is still the
     /// same process.
@@ -87,7 +113,18 @@ pub fn plan(
     match finding.check.as_str() {
         ids::DEVICE_ACCESS_BROKEN => {
             let c = container.ok_or_else(|| PlanError::Unreadable("container not found in runtime state".into()))?;
+            // A systemd unit whose DeviceAllow denies: fix the unit, or the
+            // next daemon-reload breaks the container again.
+            if let Some(p) = super::systemd_unit::plan(finding, c, opts, policy)? {
+                return Ok(p);
+            }
             plan_devices(finding, c, opts, policy)
+        }
+        ids::DEVICE_RULES_LATENT => {
+            let c = container.ok_or_else(|| PlanError::Unreadable("container not found in runtime state".into()))?;
+            super::systemd_unit::plan(finding, c, opts, policy)?.ok_or_else(|| {
+                PlanError::Unreadable(format!("{}: its systemd unit cannot be read now", c.id))
+            })
         }
         ids::SECCOMP_NOTIFY_STUCK => plan_kill(finding, policy),
         ids::DEVICE_UPDATE_JITTER => Err(PlanError::NotRepairable(

@@ -9,6 +9,7 @@ use crate::host::HostFacts;
 use crate::procfs::Procfs;
 
 pub(super) mod device_access;
+pub(super) mod device_rules_latent;
 pub(super) mod freeze_blocked;
 pub(super) mod host_hazards;
 pub(super) mod seccomp_profile;
