@@ -10,15 +10,15 @@
 //! that cannot renew for `renew_deadline` (shorter than the lease duration)
 //! stops acting before anyone else may take over.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use std::time::Instant;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 /// Timings of the election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,13 +150,26 @@ pub enum HoldEnd {
 }
 
 /// One replica's side of the election.
-#[derive(Debug)]
 pub struct Elector {
     api: Api<Lease>,
     name: String,
     identity: String,
     timings: LeaseTimings,
     observed: Mutex<Option<(Record, Instant)>>,
+    clock: Clock,
+}
+
+/// The monotonic clock lease expiry is judged by (a fake one in tests).
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+impl std::fmt::Debug for Elector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elector")
+            .field("name", &self.name)
+            .field("identity", &self.identity)
+            .field("timings", &self.timings)
+            .finish_non_exhaustive()
+    }
 }
 
 fn duration_secs(d: Duration) -> i32 {
@@ -166,12 +179,24 @@ fn duration_secs(d: Duration) -> i32 {
 impl Elector {
     /// An elector for Lease `name` (in `api`'s namespace) as `identity`.
     pub fn new(api: Api<Lease>, name: &str, identity: &str, timings: LeaseTimings) -> Self {
+        Self::with_clock(api, name, identity, timings, Arc::new(Instant::now))
+    }
+
+    /// Like [`Elector::new`], judging time by `clock`.
+    pub fn with_clock(
+        api: Api<Lease>,
+        name: &str,
+        identity: &str,
+        timings: LeaseTimings,
+        clock: Clock,
+    ) -> Self {
         Self {
             api,
             name: name.to_owned(),
             identity: identity.to_owned(),
             timings,
             observed: Mutex::new(None),
+            clock,
         }
     }
 
@@ -207,7 +232,7 @@ impl Elector {
             .await
             .map_err(|e| self.api_error("read", e))?;
         let spec = lease.as_ref().and_then(|l| l.spec.as_ref());
-        let unchanged_for = self.unchanged_for(spec, Instant::now());
+        let unchanged_for = self.unchanged_for(spec, (self.clock)());
         let now = MicroTime(Timestamp::now());
         let decision = decide(spec, &self.identity, unchanged_for, self.timings.duration);
         tracing::trace!(lease = %self.name, ?decision, "leader election");
@@ -256,7 +281,7 @@ impl Elector {
         match result {
             Ok(written) => {
                 // Our own write is a change we saw.
-                self.unchanged_for(written.spec.as_ref(), Instant::now());
+                self.unchanged_for(written.spec.as_ref(), (self.clock)());
                 Ok(Role::Leader)
             }
             // Another replica created or wrote the Lease first.
@@ -287,21 +312,23 @@ impl Elector {
     /// Keep renewing until `stop` becomes true or the Lease is lost: another
     /// replica holds it, or no renewal succeeded for the renew deadline.
     pub async fn hold(&self, stop: &mut watch::Receiver<bool>) -> HoldEnd {
-        let mut last_renewal = Instant::now();
+        let mut last_renewal = (self.clock)();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.timings.retry) => {}
                 _ = stop.wait_for(|s| *s) => return HoldEnd::Shutdown,
             }
             match self.try_acquire_or_renew().await {
-                Ok(Role::Leader) => last_renewal = Instant::now(),
+                Ok(Role::Leader) => last_renewal = (self.clock)(),
                 Ok(Role::Follower) => {
                     tracing::error!(lease = %self.name, "lost the Lease to another replica");
                     return HoldEnd::Lost;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "renewing the Lease failed");
-                    if last_renewal.elapsed() >= self.timings.renew_deadline {
+                    if (self.clock)().saturating_duration_since(last_renewal)
+                        >= self.timings.renew_deadline
+                    {
                         tracing::error!(lease = %self.name, "could not renew the Lease in time");
                         return HoldEnd::Lost;
                     }

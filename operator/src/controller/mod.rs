@@ -229,6 +229,7 @@ async fn run_controller(
         ),
         stale_after: Duration::from_secs(args.report_stale_after_seconds.into()),
         resync: Duration::from_secs(args.resync_seconds.into()),
+        cache_wait: reconcile::CACHE_WAIT,
         clock: Timestamp::now,
         failures: Mutex::new(HashMap::new()),
     });

@@ -51,6 +51,9 @@ pub struct Context {
     pub stale_after: Duration,
     /// Reconcile every policy at least this often.
     pub resync: Duration,
+    /// How long a reconcile waits for the caches' first list
+    /// ([`CACHE_WAIT`] outside tests).
+    pub cache_wait: Duration,
     /// The time status conditions are stamped with (fixed in tests).
     pub clock: fn() -> Timestamp,
     /// Consecutive failures per policy, for the backoff.
@@ -198,7 +201,10 @@ pub async fn reconcile(
         ctx.nodes.wait_until_ready().await?;
         ctx.reports.wait_until_ready().await
     };
-    if !matches!(tokio::time::timeout(CACHE_WAIT, caches).await, Ok(Ok(()))) {
+    if !matches!(
+        tokio::time::timeout(ctx.cache_wait, caches).await,
+        Ok(Ok(()))
+    ) {
         tracing::debug!("node and report caches not ready yet");
         return Ok(Action::requeue(CACHE_RETRY));
     }

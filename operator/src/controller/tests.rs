@@ -219,6 +219,7 @@ fn context_with(
         ),
         stale_after: Duration::from_secs(900),
         resync: Duration::from_secs(300),
+        cache_wait: Duration::from_millis(50),
         clock: now,
         failures: Mutex::new(HashMap::new()),
     })
@@ -355,7 +356,7 @@ async fn an_unchanged_status_is_not_written_again() {
     assert_no_more_requests(handle).await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn no_status_is_written_before_the_caches_have_listed() {
     let (client, mut handle) = mock_client();
     // Writers alive but never listed: the reflectors are still starting.
@@ -490,6 +491,23 @@ fn elector(client: Client, me: &str) -> Elector {
     )
 }
 
+/// A monotonic clock the test moves by hand.
+#[derive(Clone)]
+struct FakeClock(Arc<Mutex<std::time::Instant>>);
+
+impl FakeClock {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new(std::time::Instant::now())))
+    }
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+    fn clock(&self) -> super::leader::Clock {
+        let me = self.clone();
+        Arc::new(move || *me.0.lock().unwrap())
+    }
+}
+
 fn lease(holder: &str, rv: &str, transitions: i32) -> Lease {
     Lease {
         metadata: ObjectMeta {
@@ -539,10 +557,17 @@ async fn the_first_replica_creates_the_lease() {
     assert_no_more_requests(handle).await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_held_lease_is_taken_only_after_its_duration_and_a_race_is_lost_cleanly() {
     let (client, mut handle) = mock_client();
-    let elector = Arc::new(elector(client, "operator-b"));
+    let time = FakeClock::new();
+    let elector = Arc::new(Elector::with_clock(
+        Api::<Lease>::namespaced(client, "runtime-warden"),
+        "warden-operator",
+        "operator-b",
+        timings(),
+        time.clock(),
+    ));
     let held = serde_json::to_value(lease("operator-a", "7", 3)).unwrap();
 
     // Held by a live leader: no write.
@@ -557,7 +582,7 @@ async fn a_held_lease_is_taken_only_after_its_duration_and_a_race_is_lost_cleanl
     assert_eq!(task.await.unwrap().unwrap(), Role::Follower);
 
     // Still the same record after 14 s: still wait.
-    tokio::time::advance(Duration::from_secs(14)).await;
+    time.advance(Duration::from_secs(14));
     let e = elector.clone();
     let task = tokio::spawn(async move { e.try_acquire_or_renew().await });
     answer(&mut handle, StatusCode::OK, held.clone()).await;
@@ -565,7 +590,7 @@ async fn a_held_lease_is_taken_only_after_its_duration_and_a_race_is_lost_cleanl
 
     // Unchanged for the whole 15 s: take it over, with the resourceVersion
     // read, so a concurrent writer makes this fail with 409.
-    tokio::time::advance(Duration::from_secs(1)).await;
+    time.advance(Duration::from_secs(1));
     let e = elector.clone();
     let task = tokio::spawn(async move { e.try_acquire_or_renew().await });
     answer(&mut handle, StatusCode::OK, held.clone()).await;
