@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod container;
 pub mod containerd;
 pub mod listener;
+pub mod nspawn;
 pub mod start_probe;
 pub mod warden;
 

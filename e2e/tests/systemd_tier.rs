@@ -13,8 +13,6 @@
 // Test helpers outside #[test] fns panic on failure like the tests do.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use runtime_core::devices::device_allow::{
@@ -27,88 +25,7 @@ use runtime_core::devices::{Access, DeviceRule, DeviceType};
 use runtime_core::host::HostRoot;
 use runtime_core::systemd::{BusPaths, DbusSystemd, SystemdClient};
 use runtime_core::testing;
-
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/nspawn-systemd.sh");
-
-/// A booted nspawn systemd; powered off on drop.
-struct Nspawn {
-    state: tempfile::TempDir,
-    leader: u32,
-    root: PathBuf,
-}
-
-impl Nspawn {
-    fn boot() -> Nspawn {
-        let state = tempfile::tempdir().unwrap();
-        let st = Command::new("bash")
-            .arg(SCRIPT)
-            .arg("boot")
-            .arg(state.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "nspawn-systemd.sh boot failed");
-        let leader = std::fs::read_to_string(state.path().join("leader.pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let root = Command::new("bash")
-            .arg(SCRIPT)
-            .arg("root")
-            .output()
-            .unwrap();
-        let root = PathBuf::from(String::from_utf8(root.stdout).unwrap().trim());
-        Nspawn {
-            state,
-            leader,
-            root,
-        }
-    }
-
-    fn sh(&self, script: &str) -> Output {
-        Command::new("nsenter")
-            .args(["-t", &self.leader.to_string(), "-a", "sh", "-c", script])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, script: &str) -> String {
-        let out = self.sh(script);
-        assert!(
-            out.status.success(),
-            "`{script}` failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Nspawn {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(SCRIPT)
-            .arg("stop")
-            .arg(self.state.path())
-            .status();
-    }
-}
-
-/// A runc container inside the guest; deleted on drop (declared after the
-/// guest, so it drops first, while the guest still runs).
-struct Container<'a> {
-    ns: &'a Nspawn,
-    id: String,
-    bundle_host: PathBuf,
-}
-
-impl Drop for Container<'_> {
-    fn drop(&mut self) {
-        let _ = self.ns.sh(&format!("runc delete -f {}", self.id));
-        let _ = std::fs::remove_dir_all(&self.bundle_host);
-    }
-}
+use warden_e2e::nspawn::{works, Nspawn};
 
 /// The devices runc 1.1 adds after the spec's own rules (libcontainer's
 /// `AllowedDevices`): mknod of anything, the standard pseudo devices, ptys,
@@ -149,19 +66,6 @@ fn sorted(mut v: Vec<DeviceAllowEntry>) -> Vec<DeviceAllowEntry> {
     v
 }
 
-/// Probe from inside the container: each device read, `OK name` or the
-/// error busybox prints.
-fn probe(ns: &Nspawn, id: &str) -> String {
-    let out = ns.sh(&format!(
-        "runc exec {id} sh -c 'cat /dev/null && echo OK null; head -c 16 /dev/urandom >/dev/null && echo OK urandom; true' 2>&1"
-    ));
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn works(p: &str) -> bool {
-    p.contains("OK null") && p.contains("OK urandom")
-}
-
 #[test]
 fn seed_003_on_real_systemd() {
     let name = "seed_003_on_real_systemd";
@@ -173,39 +77,17 @@ fn seed_003_on_real_systemd() {
         return;
     }
     let t0 = Instant::now();
-    let ns = Nspawn::boot();
+    let ns = Nspawn::boot().unwrap();
     let booted = t0.elapsed();
 
     // The bundle, written from the host into the cached root.
     let id = format!("warden-seed3-{}", std::process::id());
-    let bundle = format!("/var/lib/warden-e2e/{id}");
-    let bundle_host = ns.root.join(bundle.trim_start_matches('/'));
-    let rootfs_bin = bundle_host.join("rootfs/bin");
-    std::fs::create_dir_all(&rootfs_bin).unwrap();
-    std::fs::copy(ns.root.join("bin/busybox"), rootfs_bin.join("busybox")).unwrap();
-    for applet in ["sh", "cat", "head", "sleep", "echo", "true"] {
-        std::os::unix::fs::symlink("busybox", rootfs_bin.join(applet)).unwrap();
-    }
-    ns.ok(&format!("cd {bundle} && runc spec"));
-    let config_path = bundle_host.join("config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-    config["process"]["terminal"] = false.into();
-    config["process"]["args"] = serde_json::json!(["sleep", "3600"]);
-    config["root"]["readonly"] = false.into();
-    config["linux"]["cgroupsPath"] = format!("system.slice:runc:{id}").into();
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let bundle = ns.busybox_bundle(&id).unwrap();
 
     // The seed's host: no /dev/char.
-    ns.ok("rm -rf /dev/char");
-    ns.ok(&format!(
-        "runc --systemd-cgroup run -d --bundle {bundle} {id} </dev/null >/dev/null 2>&1"
-    ));
-    let ctr = Container {
-        ns: &ns,
-        id: id.clone(),
-        bundle_host,
-    };
+    ns.ok("rm -rf /dev/char").unwrap();
+    let ctr = ns.run_systemd_runc(&id, bundle).unwrap();
+    let config = ctr.bundle.config.clone();
     let unit = format!("runc-{id}.scope");
 
     let paths = BusPaths::of_process(ns.leader).with_timeout(Duration::from_secs(10));
@@ -222,7 +104,7 @@ fn seed_003_on_real_systemd() {
             .join(", ")
     );
     assert_eq!(initial.policy, Some(DevicePolicy::Strict));
-    let p = probe(&ns, &id);
+    let p = ctr.probe();
     assert!(works(&p), "container should start healthy: {p}");
 
     // 1. The landmine runc 1.1.3-1.1.4 leaves without /dev/char.
@@ -232,7 +114,7 @@ fn seed_003_on_real_systemd() {
         sorted(client.unit_devices(&unit).unwrap().allow),
         sorted(old.clone())
     );
-    let p = probe(&ns, &id);
+    let p = ctr.probe();
     eprintln!("with the old set: {p}");
     assert!(
         !p.contains("OK null"),
@@ -304,15 +186,15 @@ fn seed_003_on_real_systemd() {
         .replace_devices(&unit, Some(explicit.policy), &explicit.entries)
         .unwrap();
     let repair_took = t_repair.elapsed();
-    let p = probe(&ns, &id);
+    let p = ctr.probe();
     assert!(
         works(&p),
         "explicit entries should repair the container: {p}"
     );
 
     // 3. The seed's trigger.
-    ns.ok("systemctl daemon-reload");
-    let p = probe(&ns, &id);
+    ns.ok("systemctl daemon-reload").unwrap();
+    let p = ctr.probe();
     assert!(works(&p), "the repair should survive daemon-reload: {p}");
     let after = DbusSystemd::connect(&paths)
         .unwrap()
@@ -323,8 +205,8 @@ fn seed_003_on_real_systemd() {
     // And the landmine really is one: the old set, then daemon-reload, stays
     // broken (systemd rebuilds the same program from it).
     client.replace_devices(&unit, None, &old).unwrap();
-    ns.ok("systemctl daemon-reload");
-    let p = probe(&ns, &id);
+    ns.ok("systemctl daemon-reload").unwrap();
+    let p = ctr.probe();
     assert!(!p.contains("OK null"), "old set after daemon-reload: {p}");
 
     drop(ctr);
