@@ -465,6 +465,129 @@ mod tests {
         assert_eq!(standalone.source, ProfileSource::Standalone);
     }
 
+    mod laws {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn word() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("SCMP_ACT_ALLOW".to_string()),
+                Just("SCMP_ACT_NOTIFY".to_string()),
+                Just("SCMP_ACT_ERRNO".to_string()),
+                "[a-z_0-9]{0,12}",
+                ".{0,8}",
+            ]
+        }
+
+        fn extra() -> impl Strategy<Value = Extra> {
+            let value = prop_oneof![
+                any::<i64>().prop_map(Value::from),
+                any::<bool>().prop_map(Value::from),
+                ".{0,6}".prop_map(Value::from),
+                Just(Value::Null),
+                prop::collection::vec(any::<u32>().prop_map(Value::from), 0..3)
+                    .prop_map(Value::from),
+            ];
+            // Unknown fields never share a name with a known one.
+            prop::collection::btree_map("x[A-Za-z]{0,6}", value, 0..3)
+        }
+
+        fn rule() -> impl Strategy<Value = SyscallRule> {
+            let arg = (0u32..8, any::<u64>(), any::<u64>(), word(), extra()).prop_map(
+                |(index, value, value_two, op, extra)| ArgCondition {
+                    index,
+                    value,
+                    value_two,
+                    op,
+                    extra,
+                },
+            );
+            (
+                prop::collection::vec(word(), 0..4),
+                prop::option::of(word()),
+                word(),
+                prop::option::of(any::<u32>()),
+                prop::collection::vec(arg, 0..3),
+                prop::option::of(prop_oneof![
+                    Just(serde_json::json!({"caps": ["CAP_SYS_ADMIN"]})),
+                    Just(serde_json::json!({}))
+                ]),
+                prop::option::of(".{0,10}"),
+                extra(),
+            )
+                .prop_map(
+                    |(names, name, action, errno_ret, args, includes, comment, extra)| {
+                        SyscallRule {
+                            names,
+                            name,
+                            action,
+                            errno_ret,
+                            args,
+                            includes: includes.clone(),
+                            excludes: includes,
+                            comment,
+                            extra,
+                        }
+                    },
+                )
+        }
+
+        fn profile() -> impl Strategy<Value = Profile> {
+            (
+                word(),
+                prop::option::of(any::<u32>()),
+                prop::collection::vec(word(), 0..3),
+                prop::collection::vec(word(), 0..2),
+                prop::option::of(".{0,12}"),
+                prop::option::of(".{0,12}"),
+                prop::collection::vec(rule(), 0..5),
+                extra(),
+            )
+                .prop_map(
+                    |(
+                        default_action,
+                        default_errno_ret,
+                        architectures,
+                        flags,
+                        listener_path,
+                        listener_metadata,
+                        syscalls,
+                        extra,
+                    )| {
+                        Profile {
+                            default_action,
+                            default_errno_ret,
+                            architectures,
+                            arch_map: Vec::new(),
+                            flags,
+                            listener_path,
+                            listener_metadata,
+                            syscalls,
+                            extra,
+                        }
+                    },
+                )
+        }
+
+        proptest! {
+            /// Whatever a profile holds, writing it out and reading it back
+            /// gives the same profile: the linter never loses a field a user
+            /// wrote, known or not.
+            #[test]
+            fn serialize_then_parse_is_identity(p in profile()) {
+                let text = serde_json::to_string_pretty(&p).unwrap();
+                prop_assert_eq!(Profile::from_json(&text).unwrap(), p);
+            }
+
+            /// Analysis is total: any parsed profile gives findings, never a panic.
+            #[test]
+            fn analysis_never_panics(p in profile()) {
+                let _ = crate::seccomp::analyze(&p, &crate::seccomp::Context::default());
+            }
+        }
+    }
+
     #[test]
     fn actions_parse() {
         assert_eq!(Action::parse("SCMP_ACT_KILL"), Action::KillThread);
