@@ -11,6 +11,18 @@
 //! on SIGTERM/SIGINT (finishing running reconciles, then releasing the
 //! Lease) and exits with an error when it loses the Lease, so that the pod
 //! restarts as a candidate.
+//!
+//! Permissions it needs (for the chart's ClusterRole/Role):
+//!
+//! | resource | verbs | why |
+//! |---|---|---|
+//! | `runtimewarden.io` `runtimepolicies` | get, list, watch | the reconciled objects |
+//! | `runtimewarden.io` `runtimepolicies/status` | patch | status by server-side apply |
+//! | `runtimewarden.io` `noderuntimereports` | list, watch | aggregation |
+//! | core `nodes` | list, watch | which nodes a policy selects (metadata only) |
+//! | `apps` `daemonsets` in its namespace | get, create, patch | the agent, by server-side apply (which creates it the first time) |
+//! | `coordination.k8s.io` `leases` in its namespace | get, create, update | leader election |
+//! | `events.k8s.io` `events` in `default` | create, patch | Events on (cluster-scoped) policies |
 
 pub mod daemonset;
 pub mod leader;
