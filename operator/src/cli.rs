@@ -55,6 +55,14 @@ pub enum Command {
     /// Meant as a CI step: exit 0 clean, 1 with a finding at or above
     /// --fail-on, 2 when a file cannot be read or parsed.
     LintProfile(crate::lint_profile::LintProfileArgs),
+    /// Run the node agent: the `check` engine continuously (a scan at
+    /// start, on change and on a timer), repairs under the policy's mode and
+    /// limits, the node's NodeRuntimeReport, Events, `/metrics`.
+    ///
+    /// In a cluster it follows the RuntimePolicies that select its node
+    /// (NODE_NAME). `--standalone --policy FILE --report-file PATH` runs the
+    /// same loop with no API server.
+    Agent(crate::agent::AgentArgs),
 }
 
 /// Arguments of `warden check`.

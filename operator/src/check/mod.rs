@@ -1,6 +1,6 @@
 //! `warden check`: the whole node scan on one machine, no cluster.
 
-mod fix;
+pub mod fix;
 mod report;
 mod table;
 
@@ -15,7 +15,7 @@ use runtime_core::host::HostRoot;
 use crate::cli::{CheckArgs, OutputFormat};
 pub use report::Report;
 
-mod policy;
+pub mod policy;
 
 /// How a check ended; each maps to one exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

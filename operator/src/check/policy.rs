@@ -7,22 +7,15 @@ use anyhow::{bail, Context};
 use runtime_core::diagnose::CheckPolicy;
 use warden_api::policy::{Mode, RuntimePolicy};
 
-/// The policy `warden check` runs under.
-#[derive(Debug, Clone)]
+/// The policy `warden check` runs under. Without `--policy` it is the
+/// built-in defaults with repairs allowed: `--fix` is itself the operator's
+/// explicit request (a policy file saying `mode: Audit` still wins).
+#[derive(Debug, Clone, Default)]
 pub struct LoadedPolicy {
     /// What the checks and repairs use.
     pub check: CheckPolicy,
     /// `mode: Audit`: report only, never repair.
     pub audit: bool,
-}
-
-impl Default for LoadedPolicy {
-    fn default() -> Self {
-        Self {
-            check: CheckPolicy::default(),
-            audit: false,
-        }
-    }
 }
 
 /// The type fields every Kubernetes object starts with.
@@ -37,6 +30,13 @@ struct TypeHead {
 
 /// Read a RuntimePolicy from `path`.
 pub fn load(path: &Path) -> anyhow::Result<LoadedPolicy> {
+    Ok(from_spec(&load_policy(path)?.spec))
+}
+
+/// Read and type-check a RuntimePolicy YAML file (`warden agent
+/// --standalone --policy` keeps the whole spec: it also needs the
+/// remediation limits).
+pub fn load_policy(path: &Path) -> anyhow::Result<RuntimePolicy> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("read policy {}", path.display()))?;
     let head: TypeHead = serde_saphyr::from_str(&text)
@@ -50,9 +50,8 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedPolicy> {
             head.kind
         );
     }
-    let policy: RuntimePolicy = serde_saphyr::from_str(&text)
-        .with_context(|| format!("parse policy {} as a RuntimePolicy", path.display()))?;
-    Ok(from_spec(&policy.spec))
+    serde_saphyr::from_str(&text)
+        .with_context(|| format!("parse policy {} as a RuntimePolicy", path.display()))
 }
 
 /// Map a policy spec onto the checks' settings.

@@ -1,0 +1,382 @@
+//! Kubernetes Events: on the Pod when one of its containers has a new
+//! finding, was repaired, or a repair failed; on the Node for new host
+//! hazards. Findings are reported when they appear, not on every scan (the
+//! report holds the current state; events are for the moment something
+//! happened).
+
+use std::collections::HashSet;
+
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use runtime_core::diagnose::{Finding, ScanReport, Severity};
+use tokio::sync::watch;
+
+use super::engine::{key, Attempt, AttemptResult, FindingKey};
+
+/// Longest event note the API accepts is 1 kB; keep well under it.
+const MAX_NOTE: usize = 900;
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A pod on this node.
+    Pod {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// UID from the container's CRI annotations, when present.
+        uid: Option<String>,
+    },
+    /// This node.
+    Node,
+}
+
+/// One event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// The object it is about.
+    pub target: Target,
+    /// Normal or Warning.
+    pub warning: bool,
+    /// `RuntimeHazardFound`, `RuntimeRepaired`, ...
+    pub reason: &'static str,
+    /// What the agent did: `Scan` or `Repair`.
+    pub action: &'static str,
+    /// The sentence `kubectl describe` shows.
+    pub note: String,
+}
+
+/// Reason of a new finding on a container.
+pub const FOUND: &str = "RuntimeHazardFound";
+/// Reason of a successful repair.
+pub const REPAIRED: &str = "RuntimeRepaired";
+/// Reason of a failed repair.
+pub const REPAIR_FAILED: &str = "RuntimeRepairFailed";
+/// Reason of a new host hazard on the node.
+pub const NODE_HAZARD: &str = "NodeRuntimeHazard";
+
+fn target_of(f: &Finding, scan_uid: impl Fn(&str) -> Option<String>) -> Option<Target> {
+    match &f.container {
+        None => Some(Target::Node),
+        Some(c) => match (&c.pod_namespace, &c.pod_name) {
+            (Some(ns), Some(name)) => Some(Target::Pod {
+                namespace: ns.clone(),
+                name: name.clone(),
+                uid: scan_uid(&c.id),
+            }),
+            // A container outside Kubernetes: the report lists it, but
+            // there is no object to attach an event to.
+            _ => None,
+        },
+    }
+}
+
+fn describe(f: &Finding) -> String {
+    let who = f
+        .container
+        .as_ref()
+        .map(|c| match &c.container_name {
+            Some(n) => format!("container {n} ({})", short(&c.id)),
+            None => format!("container {}", short(&c.id)),
+        })
+        .unwrap_or_else(|| "node".into());
+    cut(format!("{}: {who}: {}", f.check, f.message))
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn cut(mut s: String) -> String {
+    if s.len() > MAX_NOTE {
+        let mut end = MAX_NOTE - 3;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
+}
+
+/// Findings seen in the previous scan, to tell new ones.
+#[derive(Debug, Default)]
+pub struct Seen(HashSet<FindingKey>);
+
+impl Seen {
+    /// Events for the findings of `scan` (warning or worse) that the
+    /// previous scan did not show; remembers this scan's findings.
+    pub fn found(&mut self, scan: &ScanReport) -> Vec<NodeEvent> {
+        let uid = |id: &str| {
+            scan.discovered
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.pod.as_ref())
+                .and_then(|p| p.uid.clone())
+        };
+        let now: HashSet<FindingKey> = scan.findings.iter().map(key).collect();
+        let events = scan
+            .findings
+            .iter()
+            .filter(|f| f.severity >= Severity::Warning && !self.0.contains(&key(f)))
+            .filter_map(|f| {
+                let target = target_of(f, uid)?;
+                let reason = if target == Target::Node {
+                    NODE_HAZARD
+                } else {
+                    FOUND
+                };
+                Some(NodeEvent {
+                    target,
+                    warning: true,
+                    reason,
+                    action: "Scan",
+                    note: describe(f),
+                })
+            })
+            .collect();
+        self.0 = now;
+        events
+    }
+}
+
+/// Events for the repairs of one round.
+pub fn repaired(attempts: &[Attempt], scan: &ScanReport) -> Vec<NodeEvent> {
+    let uid = |id: &str| {
+        scan.discovered
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.pod.as_ref())
+            .and_then(|p| p.uid.clone())
+    };
+    attempts
+        .iter()
+        .filter_map(|a| {
+            let target = target_of(&a.finding, uid)?;
+            let (warning, reason) = match a.result {
+                AttemptResult::Repaired => (false, REPAIRED),
+                AttemptResult::Failed => (true, REPAIR_FAILED),
+            };
+            let who = describe(&a.finding);
+            Some(NodeEvent {
+                target,
+                warning,
+                reason,
+                action: "Repair",
+                note: cut(format!("{who} -- {}", a.note)),
+            })
+        })
+        .collect()
+}
+
+/// Records events through the API server.
+pub struct EventSink {
+    recorder: Recorder,
+    node: watch::Receiver<Option<Node>>,
+    pods: Store<PartialObjectMeta<Pod>>,
+}
+
+impl EventSink {
+    /// A sink recording as `recorder`, about the node `node` holds once it
+    /// is known, resolving pods through the store of this node's pods.
+    pub fn new(
+        recorder: Recorder,
+        node: watch::Receiver<Option<Node>>,
+        pods: Store<PartialObjectMeta<Pod>>,
+    ) -> Self {
+        Self {
+            recorder,
+            node,
+            pods,
+        }
+    }
+
+    fn reference(&self, t: &Target) -> Option<ObjectReference> {
+        match t {
+            Target::Node => {
+                let node = self.node.borrow();
+                let meta = &node.as_ref()?.metadata;
+                Some(ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: meta.name.clone(),
+                    uid: meta.uid.clone(),
+                    ..ObjectReference::default()
+                })
+            }
+            Target::Pod {
+                namespace,
+                name,
+                uid,
+            } => {
+                let cached = self
+                    .pods
+                    .get(&ObjectRef::new(name).within(namespace))
+                    .and_then(|p| p.metadata.uid.clone());
+                // A pod neither on this node (per the API) nor named with a
+                // uid is not one we can safely attach an event to.
+                let uid = cached.or_else(|| uid.clone())?;
+                Some(ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    namespace: Some(namespace.clone()),
+                    name: Some(name.clone()),
+                    uid: Some(uid),
+                    ..ObjectReference::default()
+                })
+            }
+        }
+    }
+
+    /// Record `events`; failures are logged (an event is best effort).
+    pub async fn publish(&self, events: &[NodeEvent]) {
+        for e in events {
+            let Some(reference) = self.reference(&e.target) else {
+                tracing::debug!(reason = e.reason, note = %e.note, "no object to attach the event to");
+                continue;
+            };
+            let ev = Event {
+                type_: if e.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: e.reason.into(),
+                note: Some(e.note.clone()),
+                action: e.action.into(),
+                secondary: None,
+            };
+            if let Err(err) = self.recorder.publish(&ev, &reference).await {
+                tracing::warn!(reason = e.reason, error = %err, "event not recorded");
+            }
+        }
+    }
+}
+
+/// Log `events` (standalone mode has no API server to record them).
+pub fn log(events: &[NodeEvent]) {
+    for e in events {
+        let target = match &e.target {
+            Target::Node => "node".to_owned(),
+            Target::Pod {
+                namespace, name, ..
+            } => format!("pod {namespace}/{name}"),
+        };
+        if e.warning {
+            tracing::warn!(reason = e.reason, %target, "{}", e.note);
+        } else {
+            tracing::info!(reason = e.reason, %target, "{}", e.note);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use runtime_core::diagnose::ContainerRef;
+    use runtime_core::host::{HostFacts, HostRoot};
+
+    pub(crate) fn finding(
+        container: Option<(&str, Option<(&str, &str)>)>,
+        check: &str,
+        sev: Severity,
+    ) -> Finding {
+        Finding {
+            check: check.into(),
+            severity: sev,
+            container: container.map(|(id, pod)| ContainerRef {
+                id: id.into(),
+                runtime: "runc".into(),
+                pod_namespace: pod.map(|p| p.0.into()),
+                pod_name: pod.map(|p| p.1.into()),
+                container_name: Some("app".into()),
+            }),
+            message: "cannot open /dev/null".into(),
+            evidence: Default::default(),
+            repaired: false,
+            repair_note: None,
+        }
+    }
+
+    pub(crate) fn scan(findings: Vec<Finding>) -> ScanReport {
+        ScanReport {
+            // A root with nothing in it: no facts, quickly.
+            host: HostFacts::gather(&HostRoot::new("/nonexistent/warden-test-root")),
+            findings,
+            containers: vec![],
+            skipped: vec![],
+            discovered: vec![],
+        }
+    }
+
+    #[test]
+    fn only_new_findings_make_events() {
+        let mut seen = Seen::default();
+        let pod = finding(
+            Some(("c1", Some(("shop", "web-0")))),
+            "device-access-broken",
+            Severity::Error,
+        );
+        let bare = finding(Some(("c2", None)), "device-access-broken", Severity::Error);
+        let host = finding(None, "device-update-jitter", Severity::Warning);
+        let info = finding(Some(("c3", Some(("shop", "web-1")))), "x", Severity::Info);
+        let ev = seen.found(&scan(vec![
+            pod.clone(),
+            bare.clone(),
+            host.clone(),
+            info.clone(),
+        ]));
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(ev[0].reason, FOUND);
+        assert_eq!(
+            ev[0].target,
+            Target::Pod {
+                namespace: "shop".into(),
+                name: "web-0".into(),
+                uid: None
+            }
+        );
+        assert!(ev[0].note.contains("device-access-broken"));
+        assert_eq!(ev[1].reason, NODE_HAZARD);
+        assert_eq!(ev[1].target, Target::Node);
+
+        // The same findings again: nothing new.
+        assert!(seen
+            .found(&scan(vec![pod.clone(), host.clone()]))
+            .is_empty());
+        // Gone, then back: new again.
+        assert!(seen.found(&scan(vec![host.clone()])).is_empty());
+        assert_eq!(seen.found(&scan(vec![pod, host])).len(), 1);
+    }
+
+    #[test]
+    fn repairs_make_normal_or_warning_events() {
+        let mut f = finding(
+            Some(("c1", Some(("shop", "web-0")))),
+            "device-access-broken",
+            Severity::Error,
+        );
+        f.repaired = true;
+        let attempts = vec![
+            Attempt {
+                finding: f.clone(),
+                result: AttemptResult::Repaired,
+                note: "1 allow write(s)".into(),
+            },
+            Attempt {
+                finding: f,
+                result: AttemptResult::Failed,
+                note: "x".repeat(5000),
+            },
+        ];
+        let ev = repaired(&attempts, &scan(vec![]));
+        assert_eq!(ev.len(), 2);
+        assert_eq!((ev[0].reason, ev[0].warning), (REPAIRED, false));
+        assert!(ev[0].note.ends_with("1 allow write(s)"), "{}", ev[0].note);
+        assert_eq!((ev[1].reason, ev[1].warning), (REPAIR_FAILED, true));
+        assert!(ev[1].note.len() <= MAX_NOTE);
+    }
+}
