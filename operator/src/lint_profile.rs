@@ -343,7 +343,7 @@ mod tests {
         let close = fixture("notify-close.json");
         let bad = fixture("malformed-args.json");
         assert_eq!(
-            outcome(&report(&[clean.clone()], Severity::Error, None)),
+            outcome(&report(std::slice::from_ref(&clean), Severity::Error, None)),
             Outcome::Clean
         );
         assert_eq!(
@@ -375,7 +375,7 @@ mod tests {
         let p = dir.path().join("execve.json");
         std::fs::write(&p, r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/s","syscalls":[{"names":["execve"],"action":"SCMP_ACT_NOTIFY"}]}"#).unwrap();
         assert_eq!(
-            outcome(&report(&[p.clone()], Severity::Error, None)),
+            outcome(&report(std::slice::from_ref(&p), Severity::Error, None)),
             Outcome::Clean
         );
         assert_eq!(
