@@ -16,7 +16,10 @@
 //!    further `daemon-reload` leaves it working;
 //! 4. a second container with a correct unit (runc's `/dev/char/M:m` form,
 //!    which systemd 252 parses) is never reported, and neither its unit nor
-//!    its device programs change.
+//!    its device programs change;
+//! 5. a third landmine, repaired by `--fix` before it fires while the
+//!    container opens `/dev/urandom` in a loop, sees no EPERM: on cgroup v2
+//!    the rewrite opens no deny window.
 
 // Test helpers outside #[test] fns panic on failure like the tests do.
 #![allow(clippy::unwrap_used)]
@@ -287,7 +290,55 @@ fn systemd_device_allow_landmine_is_reported_and_repaired() {
     assert_eq!(unit_allow(&client, &ok), ok_unit);
     assert!(ok.works());
 
-    drop((bad, ok, warden, client));
+    // 5. A landmine repaired before it fires, while the container opens
+    // /dev/urandom in a loop: systemd attaches its new program before it
+    // drops the old one, so the rewrite never denies (cgroup v2).
+    let late_id = format!("warden-sd-late-{pid}");
+    let bundle = ns.busybox_bundle(&late_id).unwrap();
+    ns.ok("mount --bind /run/warden-e2e-empty /sys/dev/char")
+        .unwrap();
+    let late = ns.run_systemd_runc(&late_id, bundle);
+    ns.ok("umount /sys/dev/char").unwrap();
+    let late = late.unwrap();
+    assert_eq!(unit_allow(&client, &late), old);
+    let out = late.bundle.host.join("loop.out");
+    let stop = late.bundle.host.join("rootfs/stop");
+    ns.ok(&format!(
+        "runc exec {} sh -c 'i=0; f=0; while [ ! -e /stop ]; do true </dev/urandom 2>&- || f=$((f+1)); \
+         i=$((i+1)); done; echo opens=$i eperm=$f' >{}/loop.out 2>&1 &",
+        late.id, late.bundle.guest
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = check(&ns, &warden, &["--fix"]);
+    let fl = findings_for(&r, &late.id);
+    assert_eq!(checks(&fl), ["device-rules-latent"], "{fl:?}");
+    assert_eq!(fl[0]["repaired"], true, "{}", fl[0]);
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&stop, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counts = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.contains("eperm=") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("open loop across the live rewrite: {}", counts.trim());
+    let opens: u64 = counts
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("opens="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no loop result: {counts}"));
+    assert!(opens > 1000, "the loop hardly ran: {counts}");
+    assert!(
+        counts.contains("eperm=0"),
+        "the rewrite denied a live open: {counts}"
+    );
+    ns.ok("systemctl daemon-reload").unwrap();
+    assert!(late.works(), "{}", late.probe());
+
+    drop((late, bad, ok, warden, client));
     eprintln!(
         "scenario systemd: boot {booted:.1?}, one scan {scan_took:.1?}, --fix {fix_took:.1?}, total {:.1?}",
         t0.elapsed()
