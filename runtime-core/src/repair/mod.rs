@@ -9,6 +9,10 @@
 //!   transition that writes only `allow` lines; a v2 repair attaches the
 //!   correct program *before* detaching the one that denies, so at every
 //!   instant access contains the intersection of before and after;
+//! - a systemd `DeviceAllow=` rewrite (seed 003) sets the explicit form of
+//!   the container's rules plus every entry the unit had, so systemd's list
+//!   only grows; on cgroup v1, where systemd replays deny-all then the list,
+//!   the container is frozen around the call or the call is not made;
 //! - a kill re-checks the process's start time, so a recycled pid is never
 //!   killed, and happens only when the policy allows it;
 //! - applying a plan twice does nothing the second time.
