@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf '==> %s\n' "$*" >&2; }
 
 # Debian packages the real-kernel and real-runtime tiers use.
-PACKAGES=(runc crun containerd bpftool busybox-static systemd-container debootstrap dbus gcc)
+PACKAGES=(runc crun containerd bpftool busybox-static systemd-container debootstrap dbus gcc seccomp)
 
 if [ "$(id -u)" = 0 ]; then
     missing=()
