@@ -174,18 +174,15 @@ fn read_config(candidates: &[PathBuf]) -> Result<Spec, String> {
 /// The init must still be the process the runtime started: same pid *and*
 /// same start time, or the pid was recycled after the container exited.
 fn check_alive(ctx: &Ctx<'_>, pid: i32, start: u64) -> Result<(), String> {
-    match ctx.procfs.start_time(pid) {
+    match ctx.procfs.stat(pid).map(|s| (s.start_time, s.state)) {
         // An init that exited but was not reaped yet (its parent is slow,
         // or a pid 1 that never reaps) keeps its pid and start time: its
-        // state letter says it is dead. Unreadable task state is not taken
-        // as proof of death.
-        Ok(t) if t == start => match ctx.procfs.task(pid, pid) {
-            Ok(task) if task.state.is_dead() => {
-                Err(format!("exited (pid {pid} is a zombie, not reaped yet)"))
-            }
-            _ => Ok(()),
-        },
-        Ok(t) => Err(format!(
+        // state letter says it is dead.
+        Ok((t, state)) if t == start && state.is_dead() => {
+            Err(format!("exited (pid {pid} is a zombie, not reaped yet)"))
+        }
+        Ok((t, _)) if t == start => Ok(()),
+        Ok((t, _)) => Err(format!(
             "exited (pid {pid} now belongs to a process started at {t}, not {start})"
         )),
         Err(e) if e.is_gone() => Err(format!("exited (pid {pid} is gone)")),
@@ -270,9 +267,9 @@ mod tests {
         let err = check_alive(&ctx, 10, 500).expect_err("zombie");
         assert!(err.contains("zombie"), "{err}");
         assert!(check_alive(&ctx, 11, 600).is_ok());
-        // No task directory (older fixtures, restricted /proc): not proof of
-        // death.
-        fs::remove_dir_all(t.path().join("proc/11/task")).expect("rm task");
-        assert!(check_alive(&ctx, 11, 600).is_ok());
+        let err = check_alive(&ctx, 11, 601).expect_err("recycled");
+        assert!(err.contains("exited"), "{err}");
+        let err = check_alive(&ctx, 12, 600).expect_err("gone");
+        assert!(err.contains("gone"), "{err}");
     }
 }

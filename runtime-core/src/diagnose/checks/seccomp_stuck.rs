@@ -46,10 +46,21 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
     let ticks = clock_ticks();
     let mut out = Vec::new();
     for pid in all_pids(ctx) {
-        let Ok(tasks) = ctx.procfs.process_tasks(pid) else {
+        let Ok(tids) = ctx.procfs.thread_ids(pid) else {
             continue;
         };
-        for t in tasks {
+        // Every task of the node is looked at: read only its wchan, and the
+        // rest only for the few that wait in a notification.
+        for tid in tids {
+            let wchan_path = ctx.opts.root.join(format!("/proc/{pid}/task/{tid}/wchan"));
+            let waiting =
+                std::fs::read_to_string(&wchan_path).is_ok_and(|w| is_seccomp_wait(w.trim()));
+            if !waiting {
+                continue;
+            }
+            let Ok(t) = ctx.procfs.task(pid, tid) else {
+                continue;
+            };
             if !t.wchan.as_deref().is_some_and(is_seccomp_wait) {
                 continue;
             }

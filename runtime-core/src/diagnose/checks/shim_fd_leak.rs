@@ -52,17 +52,16 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     let mut current = BTreeMap::new();
     let mut out = Vec::new();
     for pid in all_pids(ctx) {
-        let Ok(tasks) = ctx.procfs.process_tasks(pid) else {
-            continue;
-        };
-        let Some(main) = tasks.iter().find(|t| t.tid == pid) else {
+        // One read of /proc/<pid>/stat per process: its name, and the start
+        // time that keys the saved count.
+        let Ok(main) = ctx.procfs.stat(pid) else {
             continue;
         };
         if !main.comm.starts_with(SHIM_COMM_PREFIX) {
             continue;
         }
-        let (Ok(start), Ok(count)) = (ctx.procfs.start_time(pid), ctx.procfs.eventfd_count(pid))
-        else {
+        let start = main.start_time;
+        let Ok(count) = ctx.procfs.eventfd_count(pid) else {
             continue;
         };
         let key = format!("{pid}:{start}");
