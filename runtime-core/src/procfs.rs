@@ -368,15 +368,26 @@ impl Procfs {
         recursive: bool,
     ) -> Result<Vec<TaskInfo>, ProcfsError> {
         let mut out = Vec::new();
+        for tid in self.cgroup_tids(cgroup_dir, recursive)? {
+            match self.tgid_of(tid).and_then(|pid| self.task(pid, tid)) {
+                Ok(t) => out.push(t),
+                Err(e) if e.is_gone() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by_key(|t| (t.pid, t.tid));
+        Ok(out)
+    }
+
+    /// The thread ids in the cgroup at host path `cgroup_dir` and, when
+    /// `recursive`, in its descendant cgroups, sorted: what
+    /// [`Procfs::cgroup_tasks`] describes, without reading anything per
+    /// thread (a scan that only needs some threads looks closer at those).
+    pub fn cgroup_tids(&self, cgroup_dir: &Path, recursive: bool) -> Result<Vec<i32>, ProcfsError> {
+        let mut out = Vec::new();
         let mut dirs = vec![cgroup_dir.to_path_buf()];
         while let Some(dir) = dirs.pop() {
-            for tid in self.cgroup_threads(&dir)? {
-                match self.tgid_of(tid).and_then(|pid| self.task(pid, tid)) {
-                    Ok(t) => out.push(t),
-                    Err(e) if e.is_gone() => continue,
-                    Err(e) => return Err(e),
-                }
-            }
+            out.extend(self.cgroup_threads(&dir)?);
             if recursive {
                 let real = self.root.join(&dir);
                 let entries = match fs::read_dir(&real) {
@@ -392,7 +403,7 @@ impl Procfs {
                 }
             }
         }
-        out.sort_by_key(|t| (t.pid, t.tid));
+        out.sort_unstable();
         Ok(out)
     }
 }

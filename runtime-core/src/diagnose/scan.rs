@@ -107,8 +107,9 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
     };
     let mut findings = Vec::new();
     findings.extend(checks::host_hazards::check(&ctx));
+    let devices = checks::device_access::host_devices(&ctx);
     for c in &found.containers {
-        findings.extend(checks::device_access::check(&ctx, c));
+        findings.extend(checks::device_access::check(&ctx, c, &devices));
         findings.extend(checks::freeze_blocked::check(&ctx, c));
         findings.extend(checks::seccomp_profile::check(&ctx, c));
     }

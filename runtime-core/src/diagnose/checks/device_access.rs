@@ -52,8 +52,13 @@ pub(crate) fn host_devices(ctx: &Ctx<'_>) -> Vec<HostDevice> {
         .collect()
 }
 
-pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
-    let devices = host_devices(ctx);
+/// `devices` is [`host_devices`], stat'ed once per scan rather than once
+/// per container.
+pub(in crate::diagnose) fn check(
+    ctx: &Ctx<'_>,
+    c: &Container,
+    devices: &[HostDevice],
+) -> Vec<Finding> {
     if devices.is_empty() {
         return Vec::new();
     }
@@ -84,7 +89,7 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
 
     let mut refused = Vec::new();
     let mut ev = evidence([]);
-    for d in &devices {
+    for d in devices {
         let req = match d.kind {
             DeviceType::Block => {
                 DeviceAccess::block(d.major, d.minor, Access::READ.union(Access::WRITE))

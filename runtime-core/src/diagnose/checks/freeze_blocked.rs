@@ -28,13 +28,29 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
             return Vec::new();
         }
     }
-    let tasks = match ctx.procfs.cgroup_tasks(host_dir, true) {
+    let tids = match ctx.procfs.cgroup_tids(host_dir, true) {
         Ok(t) => t,
         Err(e) => {
             tracing::debug!(container = %c.id, error = %e, "cgroup tasks unreadable");
             return Vec::new();
         }
     };
+    // One read per thread (`/proc/<tid>/stat` names any thread): only those
+    // in D are described in full. Every container is checked on every scan.
+    let tasks: Vec<crate::procfs::TaskInfo> = tids
+        .into_iter()
+        .filter(|tid| {
+            ctx.procfs
+                .stat(*tid)
+                .is_ok_and(|s| s.state.is_uninterruptible())
+        })
+        .filter_map(|tid| {
+            ctx.procfs
+                .tgid_of(tid)
+                .and_then(|pid| ctx.procfs.task(pid, tid))
+                .ok()
+        })
+        .collect();
     let blocked = |t: &crate::procfs::TaskInfo| {
         t.state.is_uninterruptible()
             && !t
