@@ -67,8 +67,18 @@ fn parse_args() -> Result<Args> {
 
 fn main() -> Result<()> {
     let mut argv = std::env::args().skip(1);
-    if argv.next().as_deref() == Some("measure") {
-        return measure(argv.collect());
+    match argv.next().as_deref() {
+        Some("measure") => return measure(argv.collect()),
+        // `scan_bench tree M DIR`: build the synthetic host in DIR and keep
+        // it, to profile `warden check --host-root DIR` by hand.
+        Some("tree") => {
+            let n: usize = argv.next().context("tree M DIR")?.parse().context("M")?;
+            let dir = PathBuf::from(argv.next().context("tree M DIR")?);
+            let tree = Synthetic::build_in(dir, n)?;
+            std::mem::forget(tree);
+            return Ok(());
+        }
+        _ => {}
     }
     let args = parse_args()?;
     if !args.warden.is_file() {
@@ -84,24 +94,26 @@ fn main() -> Result<()> {
         let fleet = RealFleet::start(args.real)?;
         let r = bench(&args, &fleet.warden_args(), args.real)?;
         println!(
-            "case real-runc containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} rss_mib={:.1}",
+            "case real-runc containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} cpu_p50_ms={:.1} rss_mib={:.1}",
             args.real,
             args.runs,
             r.p(50),
             r.p(90),
             r.p(100),
+            r.cpu_p50_ms,
             r.rss_mib
         );
     }
     let tree = Synthetic::build(args.synthetic)?;
     let r = bench(&args, &tree.warden_args(), args.synthetic)?;
     println!(
-        "case synthetic containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} rss_mib={:.1}",
+        "case synthetic containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} cpu_p50_ms={:.1} rss_mib={:.1}",
         args.synthetic,
         args.runs,
         r.p(50),
         r.p(90),
         r.p(100),
+        r.cpu_p50_ms,
         r.rss_mib
     );
     drop(tree);
@@ -114,9 +126,11 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Wall times of the runs and the peak RSS over all of them.
+/// Wall times of the runs, the median CPU time (user + system, which other
+/// load on the machine does not inflate) and the peak RSS over all runs.
 struct Figures {
     ms: Vec<f64>,
+    cpu_p50_ms: f64,
     rss_mib: f64,
 }
 
@@ -154,6 +168,7 @@ fn bench(args: &Args, extra: &[String], want: usize) -> Result<Figures> {
     let me = std::env::current_exe().context("current_exe")?;
     let mut ms = Vec::with_capacity(args.runs);
     let mut rss_kib = 0i64;
+    let mut cpu_ms = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let out = Command::new(&me)
             .arg("measure")
@@ -163,8 +178,9 @@ fn bench(args: &Args, extra: &[String], want: usize) -> Result<Figures> {
             .context("run the measuring child")?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut f = text.split_whitespace();
-        let (Some(us), Some(kib)) = (
+        let (Some(us), Some(kib), Some(cpu_us)) = (
             f.next().and_then(|x| x.parse::<u64>().ok()),
+            f.next().and_then(|x| x.parse::<i64>().ok()),
             f.next().and_then(|x| x.parse::<i64>().ok()),
         ) else {
             bail!(
@@ -173,10 +189,13 @@ fn bench(args: &Args, extra: &[String], want: usize) -> Result<Figures> {
             );
         };
         ms.push(us as f64 / 1000.0);
+        cpu_ms.push(cpu_us as f64 / 1000.0);
         rss_kib = rss_kib.max(kib);
     }
+    cpu_ms.sort_by(f64::total_cmp);
     Ok(Figures {
         ms,
+        cpu_p50_ms: cpu_ms[(cpu_ms.len() - 1) / 2],
         rss_mib: rss_kib as f64 / 1024.0,
     })
 }
@@ -200,7 +219,9 @@ fn measure(cmd: Vec<String>) -> Result<()> {
     }
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
         .context("getrusage")?;
-    println!("{} {}", elapsed.as_micros(), usage.max_rss());
+    let cpu = usage.user_time() + usage.system_time();
+    let cpu_us = cpu.tv_sec() * 1_000_000 + cpu.tv_usec();
+    println!("{} {} {cpu_us}", elapsed.as_micros(), usage.max_rss());
     Ok(())
 }
 
@@ -325,9 +346,17 @@ impl Synthetic {
         if !base.is_dir() {
             bail!("/dev/shm (tmpfs) is missing");
         }
-        let me = Self {
-            root: base.join(format!("warden-scan-bench-{}", std::process::id())),
-        };
+        Self::build_in(
+            base.join(format!("warden-scan-bench-{}", std::process::id())),
+            n,
+        )
+    }
+
+    fn build_in(root: PathBuf, n: usize) -> Result<Self> {
+        if root.exists() {
+            bail!("{} exists already", root.display());
+        }
+        let me = Self { root };
         let r = &me.root;
         let t = Instant::now();
         let spec = runc_spec(r)?;
