@@ -13,6 +13,14 @@
 #
 # The last line is:
 #   detect breakages=N p50_ms=X p99_ms=Y repair_p99_ms=Z
+#
+# Measured on the project VM (2 cores, kernel 6.18, 50 containers, default
+# 30 s timer): detect p50 377 ms, p99 1177 ms, repair p99 1179 ms (v1 p99
+# 377 ms via the IN_MODIFY watch on devices.allow/deny; v2 p99 1177 ms via
+# the 1 s program poll); idle CPU 0.08 % (0.15 % with canary children), RSS
+# 12.8 MiB. Detection does not depend on the timer unless the triggers are
+# off: with `--interval 5s -- --no-watch`, p50 3787 ms, p99 4669 ms, i.e. up
+# to one interval plus a scan (~0.2 s with 50 containers).
 set -eu
 cd "$(dirname "$0")/../../.."
 cargo build --release --quiet -p warden -p warden-e2e --bin warden --bin detect
