@@ -136,6 +136,8 @@ pub struct ProcStat {
     pub state: TaskState,
     /// Start time in clock ticks after boot.
     pub start_time: u64,
+    /// How many threads the process has.
+    pub threads: u32,
 }
 
 /// One open file descriptor of a process.
@@ -258,10 +260,16 @@ impl Procfs {
         };
         let (comm, state) = parse_stat(&stat).ok_or_else(malformed)?;
         let start_time = parse_start_time(&stat).ok_or_else(malformed)?;
+        // Field 20 (`num_threads`): the 18th after the `)` that closes comm.
+        let threads = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(17)?.parse().ok())
+            .ok_or_else(malformed)?;
         Ok(ProcStat {
             comm,
             state,
             start_time,
+            threads,
         })
     }
 
@@ -353,10 +361,15 @@ impl Procfs {
     pub fn cgroup_threads(&self, cgroup_dir: &Path) -> Result<Vec<i32>, ProcfsError> {
         let dir = self.root.join(cgroup_dir);
         let v1 = dir.join("tasks");
-        if v1.exists() {
-            return read_id_list(&v1);
+        // Try v1 first and fall back on ENOENT: one lookup, not two, on
+        // the path every scan takes for every container.
+        match fs::read_to_string(&v1) {
+            Ok(text) => parse_id_list(&text, &v1),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                read_id_list(&dir.join("cgroup.threads"))
+            }
+            Err(e) => Err(wrap("read", &v1, e).into()),
         }
-        read_id_list(&dir.join("cgroup.threads"))
     }
 
     /// Every task in the cgroup at host path `cgroup_dir`, and, when
@@ -443,6 +456,10 @@ fn numeric_entries(dir: &Path) -> io::Result<Vec<i32>> {
 
 fn read_id_list(path: &Path) -> Result<Vec<i32>, ProcfsError> {
     let text = fs::read_to_string(path).with_path("read", path)?;
+    parse_id_list(&text, path)
+}
+
+fn parse_id_list(text: &str, path: &Path) -> Result<Vec<i32>, ProcfsError> {
     let mut ids = text
         .split_whitespace()
         .map(|w| {

@@ -104,6 +104,7 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         procfs: &procfs,
         containers: &found.containers,
         now: SystemTime::now(),
+        processes: Default::default(),
     };
     let mut findings = Vec::new();
     findings.extend(checks::host_hazards::check(&ctx));

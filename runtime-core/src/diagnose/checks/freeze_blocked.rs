@@ -20,14 +20,6 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
         (None, Some(d)) => d,
         (None, None) => return Vec::new(),
     };
-    let dir = root.join(host_dir);
-    // A cgroup that is (being) frozen on purpose shows its tasks in D: that
-    // is not a blocker.
-    if let Ok(s) = std::fs::read_to_string(dir.join("freezer.state")) {
-        if s.trim() != "THAWED" {
-            return Vec::new();
-        }
-    }
     let tids = match ctx.procfs.cgroup_tids(host_dir, true) {
         Ok(t) => t,
         Err(e) => {
@@ -51,6 +43,16 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
                 .ok()
         })
         .collect();
+    if tasks.is_empty() {
+        return Vec::new();
+    }
+    // A cgroup that is (being) frozen on purpose shows its tasks in D: that
+    // is not a blocker. Read only when something is in D (the rare case).
+    if let Ok(s) = std::fs::read_to_string(root.join(host_dir).join("freezer.state")) {
+        if s.trim() != "THAWED" {
+            return Vec::new();
+        }
+    }
     let blocked = |t: &crate::procfs::TaskInfo| {
         t.state.is_uninterruptible()
             && !t

@@ -24,6 +24,9 @@ pub(super) struct Ctx<'a> {
     pub procfs: &'a Procfs,
     pub containers: &'a [Container],
     pub now: SystemTime,
+    /// Every process of the node, read once on first use and shared by the
+    /// checks that look at all of them (seccomp_stuck::node_processes).
+    pub processes: std::cell::OnceCell<Vec<seccomp_stuck::NodeProcess>>,
 }
 
 /// Evidence map from pairs.

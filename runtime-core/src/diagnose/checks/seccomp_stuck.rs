@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{evidence, Ctx};
 use crate::diagnose::{ids, ContainerRef, Finding, Severity};
-use crate::procfs::TaskInfo;
+use crate::procfs::{ProcStat, TaskInfo};
 
 /// The kernel function a task waits in for the notifying agent's answer.
 pub const SECCOMP_WCHAN: &str = "seccomp_do_user_notification";
@@ -45,14 +45,25 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
     let uptime = read_uptime(ctx).unwrap_or(Duration::ZERO);
     let ticks = clock_ticks();
     let mut out = Vec::new();
-    for pid in all_pids(ctx) {
-        let Ok(tids) = ctx.procfs.thread_ids(pid) else {
-            continue;
-        };
+    for p in node_processes(ctx) {
+        let pid = p.pid;
         // Every task of the node is looked at: read only its wchan, and the
-        // rest only for the few that wait in a notification.
+        // rest only for the few that wait in a notification. Most processes
+        // have one thread, whose wchan is the process's.
+        let tids = if p.stat.threads == 1 {
+            vec![pid]
+        } else {
+            let Ok(tids) = ctx.procfs.thread_ids(pid) else {
+                continue;
+            };
+            tids
+        };
         for tid in tids {
-            let wchan_path = ctx.opts.root.join(format!("/proc/{pid}/task/{tid}/wchan"));
+            let wchan_path = if p.stat.threads == 1 {
+                ctx.opts.root.join(format!("/proc/{pid}/wchan"))
+            } else {
+                ctx.opts.root.join(format!("/proc/{pid}/task/{tid}/wchan"))
+            };
             let waiting =
                 std::fs::read_to_string(&wchan_path).is_ok_and(|w| is_seccomp_wait(w.trim()));
             if !waiting {
@@ -64,9 +75,7 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
             if !t.wchan.as_deref().is_some_and(is_seccomp_wait) {
                 continue;
             }
-            let Ok(start) = ctx.procfs.start_time(pid) else {
-                continue;
-            };
+            let start = p.stat.start_time;
             let started = Duration::from_secs_f64(start as f64 / ticks);
             let age = uptime.saturating_sub(started);
             let cgroup = ctx.procfs.cgroups(pid).ok().and_then(|cgs| {
@@ -138,8 +147,34 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     out
 }
 
+/// A process of the node as the node-wide checks see it.
+#[derive(Debug, Clone)]
+pub(in crate::diagnose) struct NodeProcess {
+    /// Its pid.
+    pub pid: i32,
+    /// One read of its `/proc/<pid>/stat`.
+    pub stat: ProcStat,
+}
+
+/// Every process of the node, read once per scan (on first use) and shared
+/// by the checks that look at all of them: at 1000 containers the node has
+/// thousands of processes, and each read costs a path walk.
+pub(super) fn node_processes<'c>(ctx: &'c Ctx<'_>) -> &'c [NodeProcess] {
+    ctx.processes.get_or_init(|| {
+        all_pids(ctx)
+            .into_iter()
+            .filter_map(|pid| {
+                Some(NodeProcess {
+                    pid,
+                    stat: ctx.procfs.stat(pid).ok()?,
+                })
+            })
+            .collect()
+    })
+}
+
 /// Every numeric entry of `/proc`.
-pub(super) fn all_pids(ctx: &Ctx<'_>) -> Vec<i32> {
+fn all_pids(ctx: &Ctx<'_>) -> Vec<i32> {
     let Ok(rd) = std::fs::read_dir(ctx.opts.root.join("/proc")) else {
         return Vec::new();
     };

@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use super::seccomp_stuck::all_pids;
+use super::seccomp_stuck::node_processes;
 use super::{evidence, Ctx};
 use crate::diagnose::{ids, Finding, Severity};
 
@@ -51,12 +51,10 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
 
     let mut current = BTreeMap::new();
     let mut out = Vec::new();
-    for pid in all_pids(ctx) {
-        // One read of /proc/<pid>/stat per process: its name, and the start
+    for p in node_processes(ctx) {
+        // The node's process table holds each process's name and the start
         // time that keys the saved count.
-        let Ok(main) = ctx.procfs.stat(pid) else {
-            continue;
-        };
+        let (pid, main) = (p.pid, &p.stat);
         if !main.comm.starts_with(SHIM_COMM_PREFIX) {
             continue;
         }
