@@ -391,7 +391,7 @@ impl Synthetic {
             } else {
                 ("crun", format!("/warden/{id}"))
             };
-            process(r, pid, "sleep", start, &cgroup, 0)?;
+            process(r, pid, "sleep", start, &cgroup, 0, 1)?;
             cgroup_dirs(r, &cgroup, pid)?;
             let mut config = spec.clone();
             config["linux"]["cgroupsPath"] = json!(cgroup);
@@ -413,7 +413,15 @@ impl Synthetic {
                         &runc_state(&id, pid, start, &bundle, &cgroup).to_string(),
                     )?;
                     // Its shim: comm containerd-shim, a few eventfds.
-                    process(r, 200_000 + i as i32, "containerd-shim", start - 1, "/", 4)?;
+                    process(
+                        r,
+                        200_000 + i as i32,
+                        "containerd-shim",
+                        start - 1,
+                        "/",
+                        4,
+                        10,
+                    )?;
                 }
                 "runc" => {
                     let bundle = format!("/var/lib/bench/bundles/{id}");
@@ -517,10 +525,12 @@ fn process(
     start: u64,
     cgroup: &str,
     eventfds: usize,
+    threads: i32,
 ) -> Result<()> {
     let mut fields: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
     fields[0] = "S".into();
     fields[1] = "1".into();
+    fields[17] = threads.to_string();
     fields[19] = start.to_string();
     let stat = format!("{pid} ({comm}) {}\n", fields.join(" "));
     let base = format!("proc/{pid}");
@@ -528,7 +538,7 @@ fn process(
     write(
         root,
         &format!("{base}/status"),
-        &format!("Name:\t{comm}\nState:\tS (sleeping)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t1\nThreads:\t1\n"),
+        &format!("Name:\t{comm}\nState:\tS (sleeping)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t1\nThreads:\t{threads}\n"),
     )?;
     let mut cg = String::new();
     for (i, c) in CONTROLLERS.iter().enumerate() {
@@ -543,6 +553,17 @@ fn process(
         "hrtimer_nanosleep",
     )?;
     write(root, &format!("{base}/wchan"), "hrtimer_nanosleep")?;
+    // Further threads (a Go shim has about ten), parked in futex waits.
+    for t in 1..threads {
+        let tid = pid + 1_000_000 * t;
+        let tstat = stat.replacen(&pid.to_string(), &tid.to_string(), 1);
+        write(root, &format!("{base}/task/{tid}/stat"), &tstat)?;
+        write(
+            root,
+            &format!("{base}/task/{tid}/wchan"),
+            "futex_wait_queue",
+        )?;
+    }
     let fd = root.join(format!("{base}/fd"));
     fs::create_dir_all(&fd).context("mkdir fd")?;
     for (n, target) in ["/dev/null", "/dev/null", "/dev/null"].iter().enumerate() {
