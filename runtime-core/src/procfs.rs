@@ -213,8 +213,7 @@ impl Procfs {
     pub fn task(&self, pid: i32, tid: i32) -> Result<TaskInfo, ProcfsError> {
         let dir = self.task_dir(pid, tid);
         let stat_path = dir.join("stat");
-        let stat =
-            fs::read_to_string(&stat_path).map_err(|e| gone_or(e, tid, "read", &stat_path))?;
+        let stat = read_small(&stat_path).map_err(|e| gone_or(e, tid, "read", &stat_path))?;
         let (comm, state) = parse_stat(&stat).ok_or_else(|| ProcfsError::Malformed {
             path: stat_path.clone(),
             what: "stat line",
@@ -253,7 +252,7 @@ impl Procfs {
     /// 1000-container scan within its budget.
     pub fn stat(&self, pid: i32) -> Result<ProcStat, ProcfsError> {
         let path = self.pid_dir(pid).join("stat");
-        let stat = fs::read_to_string(&path).map_err(|e| gone_or(e, pid, "read", &path))?;
+        let stat = read_small(&path).map_err(|e| gone_or(e, pid, "read", &path))?;
         let malformed = || ProcfsError::Malformed {
             path: path.clone(),
             what: "stat line",
@@ -278,7 +277,7 @@ impl Procfs {
     /// can be reused, a (pid, start time) pair cannot.
     pub fn start_time(&self, pid: i32) -> Result<u64, ProcfsError> {
         let path = self.pid_dir(pid).join("stat");
-        let stat = fs::read_to_string(&path).map_err(|e| gone_or(e, pid, "read", &path))?;
+        let stat = read_small(&path).map_err(|e| gone_or(e, pid, "read", &path))?;
         parse_start_time(&stat).ok_or(ProcfsError::Malformed {
             path,
             what: "stat line",
@@ -289,7 +288,7 @@ impl Procfs {
     /// `Tgid:` line of `/proc/<tid>/status`.
     pub fn tgid_of(&self, tid: i32) -> Result<i32, ProcfsError> {
         let path = self.pid_dir(tid).join("status");
-        let text = fs::read_to_string(&path).map_err(|e| gone_or(e, tid, "read", &path))?;
+        let text = read_small(&path).map_err(|e| gone_or(e, tid, "read", &path))?;
         text.lines()
             .find_map(|l| l.strip_prefix("Tgid:"))
             .and_then(|v| v.trim().parse().ok())
@@ -297,6 +296,18 @@ impl Procfs {
                 path,
                 what: "Tgid line",
             })
+    }
+
+    /// The seccomp mode of thread `tid` (the `Seccomp:` line of
+    /// `/proc/<tid>/status`: 0 none, 1 strict, 2 filter); `None` when the
+    /// kernel does not show it.
+    pub fn seccomp_mode(&self, tid: i32) -> Result<Option<u8>, ProcfsError> {
+        let path = self.pid_dir(tid).join("status");
+        let text = read_small(&path).map_err(|e| gone_or(e, tid, "read", &path))?;
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .and_then(|v| v.trim().parse().ok()))
     }
 
     /// The open file descriptors of process `pid`, sorted by number.
@@ -328,7 +339,7 @@ impl Procfs {
     /// The cgroups of process `pid`, one entry per hierarchy.
     pub fn cgroups(&self, pid: i32) -> Result<Vec<ProcCgroup>, ProcfsError> {
         let path = self.pid_dir(pid).join("cgroup");
-        let text = fs::read_to_string(&path).map_err(|e| gone_or(e, pid, "read", &path))?;
+        let text = read_small(&path).map_err(|e| gone_or(e, pid, "read", &path))?;
         text.lines()
             .filter(|l| !l.is_empty())
             .map(|l| {
@@ -363,7 +374,7 @@ impl Procfs {
         let v1 = dir.join("tasks");
         // Try v1 first and fall back on ENOENT: one lookup, not two, on
         // the path every scan takes for every container.
-        match fs::read_to_string(&v1) {
+        match read_small(&v1) {
             Ok(text) => parse_id_list(&text, &v1),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 read_id_list(&dir.join("cgroup.threads"))
@@ -455,7 +466,7 @@ fn numeric_entries(dir: &Path) -> io::Result<Vec<i32>> {
 }
 
 fn read_id_list(path: &Path) -> Result<Vec<i32>, ProcfsError> {
-    let text = fs::read_to_string(path).with_path("read", path)?;
+    let text = read_small(path).with_path("read", path)?;
     parse_id_list(&text, path)
 }
 
@@ -474,10 +485,34 @@ fn parse_id_list(text: &str, path: &Path) -> Result<Vec<i32>, ProcfsError> {
     Ok(ids)
 }
 
+/// Read a small file (`stat`, `wchan`, `cgroup`, a cgroup's `tasks`) in as
+/// few syscalls as possible: no size probe (`statx`) before reading, and no
+/// extra `read` to find the end when a read already came back short (procfs
+/// hands a small file over whole; a regular file is short only at its end).
+/// A node-wide scan makes thousands of these reads.
+pub(crate) fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match f.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.extend_from_slice(&chunk[..n]);
+        if n < chunk.len() {
+            break;
+        }
+    }
+    String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// `wchan` is `0` (or empty) when the task runs; unreadable means "not
 /// known", which is no reason to fail a diagnosis.
-fn read_wchan(path: &Path) -> Option<String> {
-    let s = fs::read_to_string(path).ok()?;
+pub(crate) fn read_wchan(path: &Path) -> Option<String> {
+    let s = read_small(path).ok()?;
     let s = s.trim();
     (!s.is_empty() && s != "0").then(|| s.to_owned())
 }

@@ -29,12 +29,17 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
     };
     // One read per thread (`/proc/<tid>/stat` names any thread): only those
     // in D are described in full. Every container is checked on every scan.
+    // The node's process table already holds single-threaded processes
+    // (most container processes): no read at all for those.
+    let table = super::seccomp_stuck::node_processes(ctx);
     let tasks: Vec<crate::procfs::TaskInfo> = tids
         .into_iter()
-        .filter(|tid| {
-            ctx.procfs
+        .filter(|tid| match table.binary_search_by_key(tid, |p| p.pid) {
+            Ok(i) if table[i].stat.threads == 1 => table[i].stat.state.is_uninterruptible(),
+            _ => ctx
+                .procfs
                 .stat(*tid)
-                .is_ok_and(|s| s.state.is_uninterruptible())
+                .is_ok_and(|s| s.state.is_uninterruptible()),
         })
         .filter_map(|tid| {
             ctx.procfs

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{evidence, Ctx};
 use crate::diagnose::{ids, ContainerRef, Finding, Severity};
-use crate::procfs::{ProcStat, TaskInfo};
+use crate::procfs::{read_wchan, ProcStat, TaskInfo};
 
 /// The kernel function a task waits in for the notifying agent's answer.
 pub const SECCOMP_WCHAN: &str = "seccomp_do_user_notification";
@@ -53,6 +53,16 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
         let tids = if p.stat.threads == 1 {
             vec![pid]
         } else {
+            // A many-threaded process whose main thread runs under no
+            // filter (a shim, a daemon) is passed over: threads inherit the
+            // filters of the thread that creates them, and the runtimes
+            // install a container's filter on the thread that execs the
+            // workload. Only a thread that installed a filter of its own,
+            // after the others started, would be missed. Container
+            // processes, which run under filters, are read thread by thread.
+            if ctx.procfs.seccomp_mode(pid).ok().flatten() == Some(0) {
+                continue;
+            }
             let Ok(tids) = ctx.procfs.thread_ids(pid) else {
                 continue;
             };
@@ -64,8 +74,7 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
             } else {
                 ctx.opts.root.join(format!("/proc/{pid}/task/{tid}/wchan"))
             };
-            let waiting =
-                std::fs::read_to_string(&wchan_path).is_ok_and(|w| is_seccomp_wait(w.trim()));
+            let waiting = read_wchan(&wchan_path).is_some_and(|w| is_seccomp_wait(&w));
             if !waiting {
                 continue;
             }
@@ -213,5 +222,101 @@ mod tests {
         assert!(!is_seccomp_wait("seccomp_do_user_notification_x"));
         assert!(!is_seccomp_wait("do_epoll_wait"));
         assert!(!is_seccomp_wait(""));
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use std::fs;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::diagnose::{ids, scan, CheckPolicy, ScanOptions};
+    use crate::discovery::StateDirs;
+    use crate::host::HostRoot;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, text).expect("write");
+    }
+
+    /// A process with `threads` threads; `stuck` names the one waiting in
+    /// the notification (`None`: all in futex waits).
+    fn process(root: &Path, pid: i32, threads: i32, seccomp: u8, stuck: Option<i32>) {
+        let mut fields: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+        fields[0] = "S".into();
+        fields[17] = threads.to_string();
+        fields[19] = "100".into();
+        let stat = format!("{pid} (proc{pid}) {}\n", fields.join(" "));
+        write(root, &format!("proc/{pid}/stat"), &stat);
+        write(
+            root,
+            &format!("proc/{pid}/status"),
+            &format!("Name:\tproc{pid}\nTgid:\t{pid}\nSeccomp:\t{seccomp}\n"),
+        );
+        write(
+            root,
+            &format!("proc/{pid}/cgroup"),
+            &format!("1:devices:/c{pid}\n"),
+        );
+        for tid in pid..pid + threads {
+            let w = if Some(tid) == stuck {
+                "seccomp_do_user_notification.isra.0"
+            } else {
+                "futex_wait_queue"
+            };
+            write(root, &format!("proc/{pid}/task/{tid}/stat"), &stat);
+            write(root, &format!("proc/{pid}/task/{tid}/wchan"), w);
+            if tid == pid {
+                write(root, &format!("proc/{pid}/wchan"), w);
+            }
+        }
+    }
+
+    #[test]
+    fn threads_are_read_where_a_filter_can_be_and_clones_of_the_symbol_match() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let r = t.path();
+        write(r, "proc/uptime", "1000.00 1000.00\n");
+        // Filtered and many-threaded: a non-main thread is stuck.
+        process(r, 900, 3, 2, Some(902));
+        // Single-threaded, stuck.
+        process(r, 960, 1, 2, Some(960));
+        // Many-threaded without a filter (a shim): passed over.
+        process(r, 950, 3, 0, Some(952));
+        let opts = ScanOptions {
+            root: HostRoot::new(r),
+            state_dirs: StateDirs::default(),
+            state_dir: None,
+            live: false,
+        };
+        let policy = CheckPolicy {
+            stuck_after: Duration::ZERO,
+            ..CheckPolicy::default()
+        };
+        let report = scan(&opts, &policy);
+        let mut tids: Vec<(String, String)> = report
+            .findings
+            .iter()
+            .filter(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+            .map(|f| {
+                (
+                    f.evidence["tid"].clone(),
+                    f.container
+                        .as_ref()
+                        .map(|c| c.id.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        tids.sort();
+        assert_eq!(
+            tids,
+            [
+                ("902".to_string(), "c900".to_string()),
+                ("960".into(), "c960".into())
+            ]
+        );
     }
 }
