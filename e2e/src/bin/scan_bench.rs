@@ -533,12 +533,14 @@ fn process(
     fields[17] = threads.to_string();
     fields[19] = start.to_string();
     let stat = format!("{pid} ({comm}) {}\n", fields.join(" "));
+    // Container processes run under the runtime's default filter; shims do not.
+    let seccomp = if comm == "containerd-shim" { 0 } else { 2 };
     let base = format!("proc/{pid}");
     write(root, &format!("{base}/stat"), &stat)?;
     write(
         root,
         &format!("{base}/status"),
-        &format!("Name:\t{comm}\nState:\tS (sleeping)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t1\nThreads:\t{threads}\n"),
+        &format!("Name:\t{comm}\nState:\tS (sleeping)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t1\nThreads:\t{threads}\nSeccomp:\t{seccomp}\n"),
     )?;
     let mut cg = String::new();
     for (i, c) in CONTROLLERS.iter().enumerate() {
