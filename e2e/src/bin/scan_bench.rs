@@ -12,8 +12,14 @@
 //!   freezer cgroups, plus device nodes, mountinfo and uptime.
 //!
 //! Each case is validated once (the report must list every container), then
-//! run `--runs` times. Peak RSS comes from `getrusage(RUSAGE_CHILDREN)` in
-//! a measuring child that runs nothing but that one `warden` process.
+//! run `--runs` times, each under a measuring child that runs nothing but
+//! that one `warden` process. Per case: wall-time percentiles, median CPU
+//! time (user + system: what other load on the machine does not inflate),
+//! `rss_mib` = peak RSS from `getrusage(RUSAGE_CHILDREN)` (warden and the
+//! processes it runs: on the real host, the runtimes' `--version` probes,
+//! where `containerd --version` alone peaks at 32 MiB) and `warden_rss_mib`
+//! = warden's own high-water mark (VmHWM, sampled every 0.5 ms). The
+//! synthetic host has no runtime binaries, so both agree there.
 //!
 //! Prints one line per case, and last, for the synthetic case:
 //! `scan containers=N p50_ms=X rss_mib=Y`.
@@ -94,27 +100,29 @@ fn main() -> Result<()> {
         let fleet = RealFleet::start(args.real)?;
         let r = bench(&args, &fleet.warden_args(), args.real)?;
         println!(
-            "case real-runc containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} cpu_p50_ms={:.1} rss_mib={:.1}",
+            "case real-runc containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} cpu_p50_ms={:.1} rss_mib={:.1} warden_rss_mib={:.1}",
             args.real,
             args.runs,
             r.p(50),
             r.p(90),
             r.p(100),
             r.cpu_p50_ms,
-            r.rss_mib
+            r.rss_mib,
+            r.own_rss_mib
         );
     }
     let tree = Synthetic::build(args.synthetic)?;
     let r = bench(&args, &tree.warden_args(), args.synthetic)?;
     println!(
-        "case synthetic containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} cpu_p50_ms={:.1} rss_mib={:.1}",
+        "case synthetic containers={} runs={} p50_ms={:.1} p90_ms={:.1} max_ms={:.1} cpu_p50_ms={:.1} rss_mib={:.1} warden_rss_mib={:.1}",
         args.synthetic,
         args.runs,
         r.p(50),
         r.p(90),
         r.p(100),
         r.cpu_p50_ms,
-        r.rss_mib
+        r.rss_mib,
+        r.own_rss_mib
     );
     drop(tree);
     println!(
@@ -131,7 +139,10 @@ fn main() -> Result<()> {
 struct Figures {
     ms: Vec<f64>,
     cpu_p50_ms: f64,
+    /// Peak RSS of `warden` and the children it ran (getrusage).
     rss_mib: f64,
+    /// Peak RSS of `warden` itself (VmHWM, sampled every 0.5 ms).
+    own_rss_mib: f64,
 }
 
 impl Figures {
@@ -168,6 +179,7 @@ fn bench(args: &Args, extra: &[String], want: usize) -> Result<Figures> {
     let me = std::env::current_exe().context("current_exe")?;
     let mut ms = Vec::with_capacity(args.runs);
     let mut rss_kib = 0i64;
+    let mut hwm_kib = 0i64;
     let mut cpu_ms = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let out = Command::new(&me)
@@ -178,8 +190,9 @@ fn bench(args: &Args, extra: &[String], want: usize) -> Result<Figures> {
             .context("run the measuring child")?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut f = text.split_whitespace();
-        let (Some(us), Some(kib), Some(cpu_us)) = (
+        let (Some(us), Some(kib), Some(cpu_us), Some(hwm)) = (
             f.next().and_then(|x| x.parse::<u64>().ok()),
+            f.next().and_then(|x| x.parse::<i64>().ok()),
             f.next().and_then(|x| x.parse::<i64>().ok()),
             f.next().and_then(|x| x.parse::<i64>().ok()),
         ) else {
@@ -191,12 +204,14 @@ fn bench(args: &Args, extra: &[String], want: usize) -> Result<Figures> {
         ms.push(us as f64 / 1000.0);
         cpu_ms.push(cpu_us as f64 / 1000.0);
         rss_kib = rss_kib.max(kib);
+        hwm_kib = hwm_kib.max(hwm);
     }
     cpu_ms.sort_by(f64::total_cmp);
     Ok(Figures {
         ms,
         cpu_p50_ms: cpu_ms[(cpu_ms.len() - 1) / 2],
         rss_mib: rss_kib as f64 / 1024.0,
+        own_rss_mib: hwm_kib as f64 / 1024.0,
     })
 }
 
@@ -206,14 +221,43 @@ fn bench(args: &Args, extra: &[String], want: usize) -> Result<Figures> {
 fn measure(cmd: Vec<String>) -> Result<()> {
     let (bin, rest) = cmd.split_first().context("measure needs a command")?;
     let t = Instant::now();
-    let status = Command::new(bin)
+    let mut child = Command::new(bin)
         .args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
+        .spawn()
         .with_context(|| format!("run {bin}"))?;
+    // RUSAGE_CHILDREN's peak covers the command's own children too (the
+    // runtimes' `--version` probes: `containerd --version` alone peaks at
+    // 32 MiB). The command's own high-water mark is sampled from its
+    // /proc status while it runs; the blocking wait keeps `elapsed` exact.
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut hwm_kib = 0u64;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(kib) = fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("VmHWM:"))
+                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    })
+                {
+                    hwm_kib = hwm_kib.max(kib);
+                }
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+            hwm_kib
+        })
+    };
+    let status = child.wait().context("wait")?;
     let elapsed = t.elapsed();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let hwm_kib = sampler.join().unwrap_or(0);
     if !matches!(status.code(), Some(0 | 1)) {
         bail!("{bin} failed: {status}");
     }
@@ -221,7 +265,11 @@ fn measure(cmd: Vec<String>) -> Result<()> {
         .context("getrusage")?;
     let cpu = usage.user_time() + usage.system_time();
     let cpu_us = cpu.tv_sec() * 1_000_000 + cpu.tv_usec();
-    println!("{} {} {cpu_us}", elapsed.as_micros(), usage.max_rss());
+    println!(
+        "{} {} {cpu_us} {hwm_kib}",
+        elapsed.as_micros(),
+        usage.max_rss()
+    );
     Ok(())
 }
 
