@@ -91,9 +91,7 @@ impl Pattern {
             DeviceType::All => true,
             k => k == self.kind,
         };
-        type_ok
-            && self.major.is_none_or(|m| m == major)
-            && self.minor.is_none_or(|m| m == minor)
+        type_ok && self.major.is_none_or(|m| m == major) && self.minor.is_none_or(|m| m == minor)
     }
 
     /// The write that names this pattern with `access`.
