@@ -753,3 +753,27 @@ mod tests {
         assert!(p.fds(pid).expect_err("exited").is_gone());
     }
 }
+
+/// The kernel function a `wchan` names, without the suffix compilers add to
+/// cloned static functions (`.isra.0`, `.constprop.0`, `.part.0`): kernel
+/// 6.18 reports `seccomp_do_user_notification.isra.0`, and checks compare
+/// against the source name.
+pub fn wchan_base(wchan: &str) -> &str {
+    wchan.split_once('.').map_or(wchan, |(base, _)| base)
+}
+
+#[cfg(test)]
+mod wchan_tests {
+    #[test]
+    fn clone_suffixes_are_dropped() {
+        assert_eq!(
+            super::wchan_base("seccomp_do_user_notification.isra.0"),
+            "seccomp_do_user_notification"
+        );
+        assert_eq!(
+            super::wchan_base("do_freezer_trap.constprop.0"),
+            "do_freezer_trap"
+        );
+        assert_eq!(super::wchan_base("fifo_open"), "fifo_open");
+    }
+}

@@ -63,7 +63,7 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
             && !t
                 .wchan
                 .as_deref()
-                .is_some_and(|w| FROZEN_WCHANS.contains(&w))
+                .is_some_and(|w| FROZEN_WCHANS.contains(&crate::procfs::wchan_base(w)))
     };
     let first: Vec<_> = tasks.iter().filter(|t| blocked(t)).collect();
     if first.is_empty() {

@@ -21,9 +21,7 @@ pub const SECCOMP_WCHAN: &str = "seccomp_do_user_notification";
 /// 6.18 here reports `seccomp_do_user_notification.isra.0`, so a suffix
 /// starting with `.` (`.isra.N`, `.constprop.N`, `.part.N`) still matches.
 pub fn is_seccomp_wait(wchan: &str) -> bool {
-    wchan
-        .strip_prefix(SECCOMP_WCHAN)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    crate::procfs::wchan_base(wchan) == SECCOMP_WCHAN
 }
 
 /// A stuck task, with what is needed to act on it.
