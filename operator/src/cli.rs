@@ -71,10 +71,9 @@ pub struct CheckArgs {
     /// Output format: a table for people, JSON for machines.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Inspect a host whose root filesystem is mounted here instead of `/`
-    /// (for example `/host` inside the agent's container).
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub host_root: PathBuf,
+    /// Host root and runtime state directories.
+    #[command(flatten)]
+    pub node: crate::node_args::NodeArgs,
     /// Apply the repair of every repairable finding, then scan again and
     /// mark what was fixed. Repairs never narrow a container's device access
     /// and are safe to repeat.
@@ -87,26 +86,6 @@ pub struct CheckArgs {
     /// built-in defaults, which equal the CRD defaults, are used.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// runc state directories (`runc --root`). Repeatable.
-    #[arg(long = "runc-root", value_name = "DIR", default_values = ["/run/runc"])]
-    pub runc_roots: Vec<PathBuf>,
-    /// crun state directories. Repeatable.
-    #[arg(long = "crun-root", value_name = "DIR", default_values = ["/run/crun"])]
-    pub crun_roots: Vec<PathBuf>,
-    /// The runc root containerd's shim uses (one sub-directory per
-    /// containerd namespace).
-    #[arg(long, value_name = "DIR", default_value = "/run/containerd/runc")]
-    pub containerd_runc_root: PathBuf,
-    /// containerd's v2 task state directory (holds the bundles).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/run/containerd/io.containerd.runtime.v2.task"
-    )]
-    pub containerd_tasks: PathBuf,
-    /// Where scans keep state between runs (shim eventfd counts).
-    #[arg(long, value_name = "DIR", default_value = "/run/warden")]
-    pub state_dir: PathBuf,
     /// A task blocked in a seccomp notification longer than this many
     /// seconds is reported stuck (default 10). Not a policy field: an
     /// advanced knob for tests and for nodes that start containers slowly.

@@ -8,6 +8,7 @@ mod cli;
 mod controller;
 mod crds;
 mod lint_profile;
+mod node_args;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use runtime_core::diagnose::{CheckPolicy, ScanOptions};
-use runtime_core::discovery::StateDirs;
-use runtime_core::host::HostRoot;
+use runtime_core::diagnose::CheckPolicy;
 use warden_api::policy::Mode;
 use warden_api::{EffectivePolicy, RuntimePolicySpec};
 
@@ -60,35 +58,13 @@ pub struct AgentArgs {
     /// minutes as missing).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub report_heartbeat: Duration,
-    /// Inspect a host whose root filesystem is mounted here instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub host_root: PathBuf,
-    /// runc state directories (`runc --root`). Repeatable.
-    #[arg(long = "runc-root", value_name = "DIR", default_values = ["/run/runc"])]
-    pub runc_roots: Vec<PathBuf>,
-    /// crun state directories. Repeatable.
-    #[arg(long = "crun-root", value_name = "DIR", default_values = ["/run/crun"])]
-    pub crun_roots: Vec<PathBuf>,
-    /// The runc root containerd's shim uses (one sub-directory per
-    /// containerd namespace).
-    #[arg(long, value_name = "DIR", default_value = "/run/containerd/runc")]
-    pub containerd_runc_root: PathBuf,
-    /// containerd's v2 task state directory (holds the bundles).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/run/containerd/io.containerd.runtime.v2.task"
-    )]
-    pub containerd_tasks: PathBuf,
+    /// Host root and runtime state directories (shared with `warden check`).
+    #[command(flatten)]
+    pub node: crate::node_args::NodeArgs,
     /// systemd's transient unit directory (container scopes and their
     /// `DeviceAllow=` drop-ins); watched for changes.
     #[arg(long, value_name = "DIR", default_value = "/run/systemd/transient")]
     pub systemd_transient: PathBuf,
-    /// Where scans keep state between runs (shim eventfd counts) and where
-    /// freeze markers live (`<DIR>/frozen/`): cgroups a dead agent left
-    /// frozen are thawed at start.
-    #[arg(long, value_name = "DIR", default_value = "/run/warden")]
-    pub state_dir: PathBuf,
 }
 
 /// Where the HTTP endpoints listen, if anywhere.
@@ -127,31 +103,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         other => return Err(format!("{s:?}: unknown unit {other:?} (ms, s, m, h)")),
     };
     Duration::try_from_secs_f64(n * factor).map_err(|e| format!("{s:?}: {e}"))
-}
-
-impl AgentArgs {
-    /// Scan options for the engine.
-    pub fn scan_options(&self) -> ScanOptions {
-        let root = HostRoot::new(&self.host_root);
-        ScanOptions {
-            // Canary processes and eBPF reads only make sense on the machine
-            // we run on.
-            live: root.is_real(),
-            root,
-            state_dirs: StateDirs {
-                runc: self.runc_roots.clone(),
-                crun: self.crun_roots.clone(),
-                containerd_runc: self.containerd_runc_root.clone(),
-                containerd_tasks: self.containerd_tasks.clone(),
-            },
-            state_dir: Some(self.state_dir.clone()),
-        }
-    }
-
-    /// Host path of the directory holding freeze markers.
-    pub fn marker_dir(&self) -> PathBuf {
-        HostRoot::new(&self.host_root).join(self.state_dir.join("frozen"))
-    }
 }
 
 /// What the engine runs under: the merged RuntimePolicy mapped onto the

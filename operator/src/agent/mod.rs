@@ -43,7 +43,6 @@ use k8s_openapi::jiff::Timestamp;
 use prometheus_client::registry::Registry;
 use runtime_core::cgroups::freezer::{recover_marker, Recovery};
 use runtime_core::diagnose::ScanReport;
-use runtime_core::host::HostRoot;
 use runtime_core::procfs::Procfs;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -243,9 +242,9 @@ async fn on_engine<T: Send + 'static>(
 
 async fn agent(args: AgentArgs) -> Result<(), AgentError> {
     let node_name = node_name(&args)?;
-    let root = HostRoot::new(&args.host_root);
+    let root = args.node.root();
     let procfs = Procfs::new(root.clone());
-    let markers = args.marker_dir();
+    let markers = args.node.marker_dir();
     thaw_left_frozen(&markers, &procfs);
 
     let abandon = Arc::new(AtomicBool::new(false));
@@ -336,10 +335,10 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
         None
     } else {
         let specs = TreeSpec::for_node(
-            &args.runc_roots,
-            &args.crun_roots,
-            &args.containerd_runc_root,
-            &args.containerd_tasks,
+            &args.node.runc_roots,
+            &args.node.crun_roots,
+            &args.node.containerd_runc_root,
+            &args.node.containerd_tasks,
             &args.systemd_transient,
         );
         match Triggers::start(root.clone(), specs, args.bpf_poll, Arc::clone(&wake)) {
@@ -354,7 +353,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
         }
     };
 
-    let engine = Arc::new(Mutex::new(Engine::new(args.scan_options())));
+    let engine = Arc::new(Mutex::new(Engine::new(args.node.scan_options())));
     let mut seen = Seen::default();
     let mut trigger = Trigger::Start;
     let mut last_start: Option<Instant> = None;

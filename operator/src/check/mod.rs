@@ -9,8 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use runtime_core::diagnose::{self, CheckPolicy, ScanOptions, ScanReport};
-use runtime_core::discovery::StateDirs;
-use runtime_core::host::HostRoot;
 
 use crate::cli::{CheckArgs, OutputFormat};
 pub use report::Report;
@@ -40,10 +38,10 @@ impl From<Outcome> for ExitCode {
 
 /// Run the scan (and repairs) and print the report.
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
-    if !args.host_root.is_dir() {
+    if !args.node.host_root.is_dir() {
         anyhow::bail!(
             "--host-root {} is not a directory",
-            args.host_root.display()
+            args.node.host_root.display()
         );
     }
     let loaded = match &args.policy {
@@ -96,20 +94,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
 
 /// Scan options from the command line.
 pub fn options(args: &CheckArgs) -> ScanOptions {
-    let root = HostRoot::new(&args.host_root);
-    ScanOptions {
-        // Live checks (canary processes, eBPF reads) only make sense on the
-        // machine we run on.
-        live: root.is_real(),
-        root,
-        state_dirs: StateDirs {
-            runc: args.runc_roots.clone(),
-            crun: args.crun_roots.clone(),
-            containerd_runc: args.containerd_runc_root.clone(),
-            containerd_tasks: args.containerd_tasks.clone(),
-        },
-        state_dir: Some(args.state_dir.clone()),
-    }
+    args.node.scan_options()
 }
 
 /// Scan the node, noting what a non-root run cannot see.
