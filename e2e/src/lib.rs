@@ -3,6 +3,7 @@
 //! runc / crun, and skipping with a printed reason where a prerequisite is
 //! missing (never in CI: see `runtime_core::testing`).
 
+pub mod breakage;
 pub mod bundle;
 pub mod container;
 pub mod containerd;

@@ -8,12 +8,9 @@
 //! of the node, so two scenarios side by side would repair each other's.
 
 use std::fs;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use runtime_core::devices::bpf;
-use runtime_core::devices::{Access, DeviceRule, DeviceType};
 use serde_json::Value;
 use warden_e2e::container::unique_id;
 use warden_e2e::{testing, warden, Bundle, Container, Runtime};
@@ -154,9 +151,7 @@ fn v1_rules_removed_from_one_container_are_restored() {
         return;
     }
     scenario("v1", |c| {
-        let deny = devices_dir(c).join("devices.deny");
-        fs::write(&deny, "c 1:3 rwm").expect("deny /dev/null");
-        fs::write(&deny, "c 1:9 rwm").expect("deny /dev/urandom");
+        warden_e2e::breakage::break_v1(&devices_dir(c)).expect("break v1");
     });
 }
 
@@ -171,34 +166,6 @@ fn narrower_v2_program_on_one_container_is_replaced() {
         return;
     }
     scenario("v2", |c| {
-        // What systemd's sd_devices did in seed 003: char-pts rwm, char-* m,
-        // block-* m — no /dev/null, no /dev/urandom.
-        let rules = [
-            DeviceRule {
-                allow: true,
-                kind: DeviceType::Char,
-                major: Some(136),
-                minor: None,
-                access: Access::ALL,
-            },
-            DeviceRule {
-                allow: true,
-                kind: DeviceType::Char,
-                major: None,
-                minor: None,
-                access: Access::MKNOD,
-            },
-            DeviceRule {
-                allow: true,
-                kind: DeviceType::Block,
-                major: None,
-                minor: None,
-                access: Access::MKNOD,
-            },
-        ];
-        let insns = bpf::program::build_from_rules(&rules).expect("program");
-        let prog = bpf::kernel::load_device_program(&insns).expect("load");
-        let cg = bpf::kernel::open_cgroup(&unified_dir(c)).expect("open cgroup");
-        bpf::kernel::attach_multi(cg.as_fd(), prog.as_fd()).expect("attach");
+        warden_e2e::breakage::break_v2(&unified_dir(c)).expect("break v2");
     });
 }

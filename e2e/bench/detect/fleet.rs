@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use runtime_core::devices::bpf;
 use runtime_core::devices::v1::V1DeviceCgroup;
-use runtime_core::devices::{Access, DeviceRule, DeviceType};
+use runtime_core::devices::{Access, DeviceType};
 use serde_json::Value;
 use warden_e2e::Bundle;
 
@@ -97,10 +97,7 @@ impl Ctr {
     /// The v1 half of seed 003: the rules for /dev/null and /dev/urandom
     /// removed from the container's device list.
     pub fn break_v1(&self) -> Result<()> {
-        let deny = self.devices_dir().join("devices.deny");
-        fs::write(&deny, "c 1:3 rwm").context("deny /dev/null")?;
-        fs::write(&deny, "c 1:9 rwm").context("deny /dev/urandom")?;
-        Ok(())
+        warden_e2e::breakage::break_v1(&self.devices_dir())
     }
 
     /// Whether the v1 list lets the container read and write /dev/null and
@@ -119,43 +116,7 @@ impl Ctr {
     /// program; both run, so /dev/null and /dev/urandom are denied. Returns
     /// the attached program's id.
     pub fn break_v2(&self) -> Result<u32> {
-        let rules = [
-            DeviceRule {
-                allow: true,
-                kind: DeviceType::Char,
-                major: Some(136),
-                minor: None,
-                access: Access::ALL,
-            },
-            DeviceRule {
-                allow: true,
-                kind: DeviceType::Char,
-                major: None,
-                minor: None,
-                access: Access::MKNOD,
-            },
-            DeviceRule {
-                allow: true,
-                kind: DeviceType::Block,
-                major: None,
-                minor: None,
-                access: Access::MKNOD,
-            },
-        ];
-        let insns = bpf::program::build_from_rules(&rules).context("program")?;
-        let prog = bpf::kernel::load_device_program(&insns).context("load")?;
-        let cg = bpf::kernel::open_cgroup(&self.unified_dir()).context("open cgroup")?;
-        let before = bpf::kernel::query(cg.as_fd(), false)
-            .context("query")?
-            .prog_ids;
-        bpf::kernel::attach_multi(cg.as_fd(), prog.as_fd()).context("attach")?;
-        let after = bpf::kernel::query(cg.as_fd(), false)
-            .context("query")?
-            .prog_ids;
-        after
-            .into_iter()
-            .find(|id| !before.contains(id))
-            .context("the attached program is not listed")
+        warden_e2e::breakage::break_v2(&self.unified_dir())
     }
 
     /// Whether program `id` is still attached to the container's v2 cgroup.
