@@ -60,3 +60,72 @@ pub fn which(tool: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
+
+/// A cgroup made for one test (`<base>/warden-test-<pid>-<name>`), removed on
+/// drop even when the test fails: thawed first, what is inside killed
+/// (bounded), then the directory removed (retried while the kernel still
+/// releases the last task).
+#[derive(Debug)]
+pub struct TestCgroup {
+    /// The cgroup directory.
+    pub dir: std::path::PathBuf,
+}
+
+impl TestCgroup {
+    /// Create the cgroup under `base` (a v1 hierarchy or the v2 root).
+    pub fn new(base: &str, test: &str) -> Self {
+        let dir = Path::new(base).join(format!("warden-test-{}-{test}", std::process::id()));
+        if let Err(e) = std::fs::create_dir(&dir) {
+            panic!("mkdir {}: {e}", dir.display());
+        }
+        Self { dir }
+    }
+
+    /// Move process `pid` into it.
+    pub fn add(&self, pid: u32) {
+        if let Err(e) = std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()) {
+            panic!("move {pid} into {}: {e}", self.dir.display());
+        }
+    }
+
+    /// The processes in it.
+    pub fn procs(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        use std::time::{Duration, Instant};
+        // A frozen task cannot die: thaw whichever freezer this is.
+        let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
+        let _ = std::fs::write(self.dir.join("cgroup.freeze"), "0");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let pids = self.procs();
+            if pids.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..100 {
+            match std::fs::remove_dir(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return,
+            }
+        }
+        eprintln!("warning: could not remove {}", self.dir.display());
+    }
+}

@@ -9,7 +9,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,57 +20,19 @@ use runtime_core::cgroups::{attach, spawn_into_cgroup, AttachError, SpawnError};
 use runtime_core::host::kernel;
 use runtime_core::host::KernelVersion;
 use runtime_core::procfs::Procfs;
-use runtime_core::testing;
+use runtime_core::testing::{self, TestCgroup};
 
 const V1_CPU: &str = "/sys/fs/cgroup/cpu";
 const V2_ROOT: &str = "/sys/fs/cgroup/unified";
 const SPAWNER_ENV: &str = "WARDEN_TEST_THREAD_SPAWNER";
 
-/// A cgroup made for one test, emptied and removed on drop.
-struct TestCgroup {
-    dir: PathBuf,
-}
-
-impl TestCgroup {
-    fn new(base: &str, test: &str) -> Self {
-        let dir = Path::new(base).join(format!("warden-test-{}-{test}", std::process::id()));
-        fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        Self { dir }
-    }
-
-    /// The cgroup's path inside its hierarchy, as `/proc/<pid>/cgroup`
-    /// prints it.
-    fn rel(&self, base: &str) -> String {
-        format!(
-            "/{}",
-            self.dir.strip_prefix(base).expect("under base").display()
-        )
-    }
-
-    fn procs(&self) -> Vec<i32> {
-        fs::read_to_string(self.dir.join("cgroup.procs"))
-            .expect("read cgroup.procs")
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let pids = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
-            if pids.trim().is_empty() || Instant::now() > deadline {
-                break;
-            }
-            for p in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = fs::remove_dir(&self.dir);
-    }
+/// The cgroup's path inside its hierarchy, as `/proc/<pid>/cgroup` prints
+/// it.
+fn rel(cg: &TestCgroup, base: &str) -> String {
+    format!(
+        "/{}",
+        cg.dir.strip_prefix(base).expect("under base").display()
+    )
 }
 
 /// A child process, killed and reaped on drop.
@@ -246,7 +208,7 @@ fn attach_moves_into_a_v2_cgroup() {
     assert_eq!(cg.procs(), vec![pid]);
     assert_eq!(
         Procfs::real().v2_cgroup(pid).expect("cgroup"),
-        Some(cg.rel(V2_ROOT))
+        Some(rel(&cg, V2_ROOT))
     );
 }
 
@@ -296,7 +258,7 @@ fn clone_into_cgroup_child_starts_inside() {
         child.wait().expect("wait"),
         WaitStatus::Exited(child.pid(), 0)
     );
-    let want = format!("0::{}", cg.rel(V2_ROOT));
+    let want = format!("0::{}", rel(&cg, V2_ROOT));
     assert!(out.lines().any(|l| l == want), "want {want:?} in {out:?}");
 }
 
@@ -316,7 +278,7 @@ fn clone_into_cgroup_child_is_listed_at_once() {
     assert_eq!(cg.procs(), vec![pid]);
     assert_eq!(
         Procfs::real().v2_cgroup(pid).expect("cgroup"),
-        Some(cg.rel(V2_ROOT))
+        Some(rel(&cg, V2_ROOT))
     );
     let environ = fs::read(format!("/proc/{pid}/environ")).expect("environ");
     assert!(

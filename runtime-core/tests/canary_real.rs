@@ -1,23 +1,13 @@
 //! The device canary against real v1 device cgroups and a real v2 cgroup.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use runtime_core::devices::canary::{probe, CanaryResult};
-use runtime_core::testing;
+use runtime_core::testing::{self, TestCgroup};
 
-struct Cg(PathBuf);
-impl Drop for Cg {
-    fn drop(&mut self) {
-        // The canary has exited; an empty cgroup can be removed.
-        let _ = fs::remove_dir(&self.0);
-    }
-}
-
-fn mk(base: &str, name: &str) -> Cg {
-    let p = Path::new(base).join(format!("warden-canary-{name}-{}", std::process::id()));
-    fs::create_dir_all(&p).expect("mkdir cgroup");
-    Cg(p)
+fn mk(base: &str, name: &str) -> TestCgroup {
+    TestCgroup::new(base, &format!("canary-{name}"))
 }
 
 #[test]
@@ -30,14 +20,14 @@ fn canary_sees_v1_denies_and_ignores_non_cgroup_errors() {
     }
     let cg = mk("/sys/fs/cgroup/devices", "v1");
     // A child cgroup inherits allow-all; deny /dev/null only.
-    fs::write(cg.0.join("devices.deny"), "c 1:3 rwm").expect("deny c 1:3");
+    fs::write(cg.dir.join("devices.deny"), "c 1:3 rwm").expect("deny c 1:3");
     let devs = [
         Path::new("/dev/null"),
         Path::new("/dev/zero"),
         Path::new("/dev/tty"),
         Path::new("/dev/warden-no-such-device"),
     ];
-    let r = probe(&[&cg.0], &devs).expect("canary runs");
+    let r = probe(&[&cg.dir], &devs).expect("canary runs");
     assert_eq!(
         r[0],
         CanaryResult::Denied,
@@ -56,8 +46,8 @@ fn canary_sees_v1_denies_and_ignores_non_cgroup_errors() {
     assert!(matches!(r[3], CanaryResult::HostMissing(_)));
 
     // Re-allow and probe again: the same canary now sees access.
-    fs::write(cg.0.join("devices.allow"), "c 1:3 rwm").expect("allow c 1:3");
-    let r = probe(&[&cg.0], &devs[..1]).expect("canary runs");
+    fs::write(cg.dir.join("devices.allow"), "c 1:3 rwm").expect("allow c 1:3");
+    let r = probe(&[&cg.dir], &devs[..1]).expect("canary runs");
     assert_eq!(r[0], CanaryResult::Allowed(None));
 }
 
@@ -71,7 +61,7 @@ fn canary_joins_v2_too_and_reports_a_failed_join() {
     }
     let v1 = mk("/sys/fs/cgroup/devices", "both");
     let v2 = mk("/sys/fs/cgroup/unified", "both");
-    let r = probe(&[&v1.0, &v2.0], &[Path::new("/dev/null")]).expect("canary runs");
+    let r = probe(&[&v1.dir, &v2.dir], &[Path::new("/dev/null")]).expect("canary runs");
     assert_eq!(r[0], CanaryResult::Allowed(None));
 
     let missing = Path::new("/sys/fs/cgroup/devices/warden-canary-does-not-exist");

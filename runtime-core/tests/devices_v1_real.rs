@@ -16,7 +16,7 @@ use runtime_core::devices::v1::{
     V1Paths,
 };
 use runtime_core::devices::{Access, DeviceRule, DeviceType};
-use runtime_core::testing;
+use runtime_core::testing::{self, TestCgroup};
 
 const DEVICES: &str = "/sys/fs/cgroup/devices";
 const FREEZER: &str = "/sys/fs/cgroup/freezer";
@@ -29,46 +29,6 @@ const NODES: [(&str, u32); 5] = [
     ("/dev/random", 8),
     ("/dev/urandom", 9),
 ];
-
-/// A cgroup in one v1 hierarchy, made for one test and removed on drop
-/// (after thawing it and killing what is inside), even when the test fails.
-struct TestCgroup {
-    dir: PathBuf,
-}
-
-impl TestCgroup {
-    fn new(hierarchy: &str, test: &str) -> Self {
-        let dir = Path::new(hierarchy).join(format!("warden-dev-{}-{test}", std::process::id()));
-        fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        Self { dir }
-    }
-
-    fn add(&self, pid: u32) {
-        fs::write(self.dir.join("cgroup.procs"), pid.to_string())
-            .unwrap_or_else(|e| panic!("move {pid} into {}: {e}", self.dir.display()));
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = fs::write(self.dir.join("freezer.state"), "THAWED");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let pids = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
-            if pids.trim().is_empty() || Instant::now() > deadline {
-                break;
-            }
-            for p in pids.split_whitespace().filter_map(|p| p.parse().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = fs::remove_dir(&self.dir);
-    }
-}
 
 /// A `sleep` standing in for the workload; killed and reaped on drop.
 struct Workload(Child);
