@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use runtime_core::diagnose::CheckPolicy;
+use runtime_core::diagnose::{CheckPolicy, ExplicitRules};
 use warden_api::policy::{Mode, RuntimePolicy};
 
 /// The policy `warden check` runs under. Without `--policy` it is the
@@ -60,6 +60,11 @@ pub fn from_spec(spec: &warden_api::policy::RuntimePolicySpec) -> LoadedPolicy {
         check: CheckPolicy {
             required_devices: spec.devices.required.iter().map(Into::into).collect(),
             kill_stuck_inits: spec.remediation.kill_stuck_inits,
+            explicit_rules: match spec.devices.explicit_rules {
+                warden_api::policy::ExplicitRules::Auto => ExplicitRules::Auto,
+                warden_api::policy::ExplicitRules::Always => ExplicitRules::Always,
+                warden_api::policy::ExplicitRules::Never => ExplicitRules::Never,
+            },
             ..CheckPolicy::default()
         },
         audit: spec.mode == Mode::Audit,

@@ -10,5 +10,5 @@ mod policy;
 mod scan;
 
 pub use finding::{ContainerRef, Finding, Severity};
-pub use policy::CheckPolicy;
+pub use policy::{CheckPolicy, ExplicitRules};
 pub use scan::{scan, ContainerSummary, ScanOptions, ScanReport};

@@ -26,6 +26,22 @@ pub struct CheckPolicy {
     /// eventfd growth of one shim, since it was first seen, that counts as a
     /// leak.
     pub shim_fd_growth: u32,
+    /// Whether repairs may rewrite a systemd unit's `DeviceAllow=` into
+    /// explicit per-device entries (`devices.explicitRules`).
+    pub explicit_rules: ExplicitRules,
+}
+
+/// When systemd `DeviceAllow=` may be rewritten to explicit per-device
+/// entries (the CRD's `devices.explicitRules`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExplicitRules {
+    /// Only where `/dev/char` is missing (the seed-003 landmine).
+    #[default]
+    Auto,
+    /// Whenever a unit's rules would deny what the container is entitled to.
+    Always,
+    /// Never: report only.
+    Never,
 }
 
 impl Default for CheckPolicy {
@@ -46,6 +62,7 @@ impl Default for CheckPolicy {
             stuck_after: Duration::from_secs(10),
             kill_stuck_inits: false,
             shim_fd_growth: 5,
+            explicit_rules: ExplicitRules::Auto,
         }
     }
 }

@@ -322,6 +322,14 @@ fn plan_kill(finding: &Finding, policy: &CheckPolicy) -> Result<RepairPlan, Plan
                 .into(),
         ));
     }
+    // Only a runtime process that never reached the workload's execve (its
+    // exe is still runc or crun) is killed: a workload waiting on a live
+    // agent is not ours to end.
+    if finding.evidence.get("runtime_init").map(String::as_str) != Some("true") {
+        return Err(PlanError::NotRepairable(
+            "the waiting task is the workload itself, not a runtime init: its notify agent must answer".into(),
+        ));
+    }
     let num = |k: &str| finding.evidence.get(k).and_then(|v| v.parse::<u64>().ok());
     let (Some(pid), Some(start_time)) = (num("pid"), num("start_time")) else {
         return Err(PlanError::Unreadable(
