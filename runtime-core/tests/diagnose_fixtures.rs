@@ -145,6 +145,9 @@ fn seccomp_stuck_tasks_past_the_threshold_are_attributed_by_cgroup() {
         99_900,
         "/warden-e2e/young",
     );
+    // Both still run the runtime's binary: inits that never reached execve.
+    symlink("/usr/sbin/runc", r.join("proc/800/exe")).expect("exe");
+    symlink("/usr/bin/crun", r.join("proc/801/exe")).expect("exe");
     let f = scan(&opts(r), &CheckPolicy::default());
     let stuck: Vec<_> = f
         .findings
@@ -277,4 +280,61 @@ fn a_containers_own_notify_on_close_profile_is_unsafe() {
         Some("notify")
     );
     assert_eq!(unsafe_.severity, Severity::Error);
+}
+
+#[test]
+fn a_workload_waiting_on_its_agent_is_not_an_old_stuck_init() {
+    use runtime_core::diagnose::ScanOptions;
+    use runtime_core::repair::{plan, PlanError};
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    // A workload (exe is its own binary) started ~999 s ago, caught waiting
+    // on a live agent: its age says nothing about how long it has waited.
+    process(
+        r,
+        810,
+        "app",
+        "S",
+        "seccomp_do_user_notification.isra.0",
+        100,
+        "/warden-e2e/app",
+    );
+    symlink("/usr/local/bin/app", r.join("proc/810/exe")).expect("exe");
+    let o: ScanOptions = opts(r);
+    let first = scan(&o, &CheckPolicy::default());
+    assert!(
+        !first
+            .findings
+            .iter()
+            .any(|f| f.check == ids::SECCOMP_NOTIFY_STUCK),
+        "first sighting is not stuck: {:?}",
+        first.findings
+    );
+    // Seen waiting a minute ago, still waiting: the agent is not answering.
+    let waits = r.join("run/warden/seccomp-waits.json");
+    let text = fs::read_to_string(&waits).expect("waits kept");
+    let mut map: std::collections::BTreeMap<String, f64> =
+        serde_json::from_str(&text).expect("json");
+    for v in map.values_mut() {
+        *v -= 60.0;
+    }
+    fs::write(&waits, serde_json::to_string(&map).expect("json")).expect("write");
+    let policy = CheckPolicy {
+        kill_stuck_inits: true,
+        ..CheckPolicy::default()
+    };
+    let second = scan(&o, &policy);
+    let f = second
+        .findings
+        .iter()
+        .find(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+        .expect("reported after a minute of waiting");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.evidence["runtime_init"], "false");
+    // Never killed, even with killStuckInits: it is the workload.
+    match plan(f, None, &o, &policy) {
+        Err(PlanError::NotRepairable(why)) => assert!(why.contains("workload"), "{why}"),
+        other => panic!("a workload must not get a kill plan: {other:?}"),
+    }
 }

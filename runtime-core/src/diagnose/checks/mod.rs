@@ -15,6 +15,7 @@ pub(super) mod host_hazards;
 pub(super) mod seccomp_profile;
 pub(super) mod seccomp_stuck;
 pub(super) mod shim_fd_leak;
+mod state;
 
 /// What every check may look at.
 pub(super) struct Ctx<'a> {

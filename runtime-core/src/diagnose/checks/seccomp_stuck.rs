@@ -36,7 +36,30 @@ pub struct StuckTask {
     pub age: Duration,
     /// Its cgroup path (v1 devices or v2).
     pub cgroup: Option<String>,
+    /// Whether the process is still the runtime (runc, crun): a container
+    /// init (or exec) that never reached the workload's `execve`. Only these are stuck by construction; a workload
+    /// waiting on its agent may simply be served slowly.
+    pub runtime_init: bool,
 }
+
+/// Whether the task is still the runtime (runc, crun) rather than the
+/// workload: before `execve` an init keeps the runtime's name (`comm`:
+/// `runc:[2:INIT]`, `runc:[1:CHILD]`, `crun`), which `execve` replaces with
+/// the workload's. `/proc/<pid>/exe` cannot tell: after pivot_root it reads
+/// `/` here, and the runtimes run from a sealed memfd copy of themselves.
+fn is_runtime_init(ctx: &Ctx<'_>, pid: i32, comm: &str) -> bool {
+    if comm.starts_with("runc:[") || comm == "crun" || comm == "runc" {
+        return true;
+    }
+    std::fs::read_link(ctx.opts.root.join(format!("/proc/{pid}/exe")))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+        .is_some_and(|t| t.contains("runc_cloned") || t.ends_with("/runc") || t.ends_with("/crun"))
+}
+
+/// What is kept between scans for a waiting workload task: when it was
+/// first seen waiting (unix seconds).
+const WAITS_FILE: &str = "seccomp-waits.json";
 
 /// Every task blocked in a seccomp notification on the node.
 pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
@@ -96,6 +119,7 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
                 start_time: start,
                 age,
                 cgroup,
+                runtime_init: is_runtime_init(ctx, pid, &p.stat.comm),
             });
         }
     }
@@ -103,9 +127,31 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
 }
 
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
+    let now = ctx
+        .now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let waits_path = super::state::path(ctx, WAITS_FILE);
+    let previous: std::collections::BTreeMap<String, f64> = waits_path
+        .as_deref()
+        .map(super::state::load)
+        .unwrap_or_default();
+    let mut waits = std::collections::BTreeMap::new();
     let mut out = Vec::new();
     for s in stuck_tasks(ctx) {
-        if s.age < ctx.policy.stuck_after {
+        // A runtime init has no business living long before execve: its age
+        // is the time it has been stuck. A workload's wait is measured from
+        // the first scan that saw it waiting, kept between scans.
+        let stuck = if s.runtime_init {
+            s.age >= ctx.policy.stuck_after
+        } else {
+            let key = format!("{}:{}:{}", s.task.pid, s.start_time, s.task.tid);
+            let first = previous.get(&key).copied().unwrap_or(now);
+            waits.insert(key, first);
+            now - first >= ctx.policy.stuck_after.as_secs_f64()
+        };
+        if !stuck {
             continue;
         }
         let container = s
@@ -131,25 +177,46 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
                     container_name: None,
                 })
             });
+        // Messages stay the same from scan to scan (no growing age in
+        // them): reports are re-applied only when their content changes.
+        let (severity, message) = if s.runtime_init {
+            (
+                Severity::Error,
+                format!(
+                    "runtime init {} is blocked in a seccomp notification before execve; \
+                     the container cannot start and only SIGKILL ends it",
+                    s.task
+                ),
+            )
+        } else {
+            (
+                Severity::Warning,
+                format!(
+                    "{} has been waiting in a seccomp notification for more than {}s: its notify agent is not answering",
+                    s.task,
+                    ctx.policy.stuck_after.as_secs()
+                ),
+            )
+        };
         out.push(Finding {
             check: ids::SECCOMP_NOTIFY_STUCK.into(),
-            severity: Severity::Error,
+            severity,
             container,
-            message: format!(
-                "{} has waited {}s for a seccomp notification answer; only SIGKILL ends it",
-                s.task,
-                s.age.as_secs()
-            ),
+            message,
             evidence: evidence([
                 ("pid", s.task.pid.to_string()),
                 ("tid", s.task.tid.to_string()),
                 ("comm", s.task.comm.clone()),
                 ("start_time", s.start_time.to_string()),
                 ("cgroup", s.cgroup.clone().unwrap_or_default()),
+                ("runtime_init", s.runtime_init.to_string()),
             ]),
             repaired: false,
             repair_note: None,
         });
+    }
+    if let Some(p) = &waits_path {
+        super::state::save(p, &waits);
     }
     out
 }

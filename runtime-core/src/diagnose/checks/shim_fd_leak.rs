@@ -7,13 +7,12 @@
 //! pid *and* start time so a recycled pid starts afresh.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
 use super::seccomp_stuck::node_processes;
-use super::{evidence, Ctx};
+use super::{evidence, state, Ctx};
 use crate::diagnose::{ids, Finding, Severity};
 
 /// Process names (`comm`, 15 bytes at most) of shims.
@@ -30,19 +29,21 @@ pub struct ShimSample {
     pub last_count: usize,
     /// Unix seconds of the previous scan.
     pub last_seen: f64,
+    /// Unix seconds when the count last changed: the growth rate is taken
+    /// over `first_seen..last_change`, so an unchanged count reports the
+    /// same rate scan after scan (a report that changes every scan would be
+    /// re-applied every scan).
+    #[serde(default)]
+    pub last_change: f64,
 }
 
 const STATE_FILE: &str = "shim-fds.json";
 
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
-    let Some(state_dir) = &ctx.opts.state_dir else {
+    let Some(path) = state::path(ctx, STATE_FILE) else {
         return Vec::new();
     };
-    let path: PathBuf = ctx.opts.root.join(state_dir).join(STATE_FILE);
-    let mut previous: BTreeMap<String, ShimSample> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let mut previous: BTreeMap<String, ShimSample> = state::load(&path);
     let now = ctx
         .now
         .duration_since(UNIX_EPOCH)
@@ -65,6 +66,11 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
         let key = format!("{pid}:{start}");
         let sample = match previous.remove(&key) {
             Some(p) => ShimSample {
+                last_change: if count != p.last_count {
+                    now
+                } else {
+                    p.last_change
+                },
                 last_count: count,
                 last_seen: now,
                 ..p
@@ -74,11 +80,12 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
                 first_seen: now,
                 last_count: count,
                 last_seen: now,
+                last_change: now,
             },
         };
         let growth = sample.last_count.saturating_sub(sample.first_count);
         if growth >= ctx.policy.shim_fd_growth as usize {
-            let minutes = ((now - sample.first_seen) / 60.0).max(1.0 / 60.0);
+            let minutes = ((sample.last_change - sample.first_seen) / 60.0).max(1.0 / 60.0);
             out.push(Finding {
                 check: ids::SHIM_FD_LEAK.into(),
                 severity: Severity::Warning,
@@ -102,18 +109,6 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
         current.insert(key, sample);
     }
     // Shims that exited are dropped from the state with `previous`.
-    if let Err(e) = persist(&path, &current) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot keep shim eventfd counts; leak detection needs them");
-    }
+    state::save(&path, &current);
     out
-}
-
-fn persist(path: &std::path::Path, state: &BTreeMap<String, ShimSample>) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // Write then rename: a crash mid-write never leaves a torn file.
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(state)?)?;
-    std::fs::rename(&tmp, path)
 }
