@@ -338,3 +338,74 @@ fn a_workload_waiting_on_its_agent_is_not_an_old_stuck_init() {
         other => panic!("a workload must not get a kill plan: {other:?}"),
     }
 }
+
+#[test]
+fn a_task_stuck_in_d_state_blocks_the_freezer_and_is_named() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    // The container's init and two more tasks in its freezer cgroup: one in
+    // D on a pipe (a real blocker), one in D because it is frozen in place.
+    process(
+        r,
+        960,
+        "sleep",
+        "S",
+        "hrtimer_nanosleep",
+        100,
+        "/warden/blk",
+    );
+    process(r, 961, "writer", "D", "fifo_open", 100, "/warden/blk");
+    process(r, 962, "idle", "D", "__refrigerator", 100, "/warden/blk");
+    write(
+        r,
+        "sys/fs/cgroup/freezer/warden/blk/tasks",
+        "960\n961\n962\n",
+    );
+    write(
+        r,
+        "sys/fs/cgroup/freezer/warden/blk/freezer.state",
+        "THAWED\n",
+    );
+    write(
+        r,
+        "run/runc/blk/state.json",
+        r#"{"id":"blk","init_process_pid":960,"init_process_start":100,"config":{"labels":["bundle=/b/blk"]}}"#,
+    );
+    write(
+        r,
+        "b/blk/config.json",
+        r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sleep"],"user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#,
+    );
+    let f = scan(&opts(r), &CheckPolicy::default());
+    let fb = f
+        .findings
+        .iter()
+        .find(|f| f.check == ids::FREEZE_BLOCKED)
+        .unwrap_or_else(|| {
+            panic!(
+                "D-state blocker not reported: {:?} {:?}",
+                f.findings, f.skipped
+            )
+        });
+    assert_eq!(fb.container.as_ref().map(|c| c.id.as_str()), Some("blk"));
+    assert!(
+        fb.evidence["tasks"].contains("pid 961"),
+        "{}",
+        fb.evidence["tasks"]
+    );
+    assert!(fb.evidence["tasks"].contains("fifo_open"));
+    assert!(
+        !fb.evidence["tasks"].contains("962"),
+        "a frozen task is not a blocker"
+    );
+
+    // While the cgroup is being frozen on purpose, D is expected: no finding.
+    write(
+        r,
+        "sys/fs/cgroup/freezer/warden/blk/freezer.state",
+        "FREEZING\n",
+    );
+    let f = scan(&opts(r), &CheckPolicy::default());
+    assert!(!f.findings.iter().any(|f| f.check == ids::FREEZE_BLOCKED));
+}

@@ -6,11 +6,11 @@ use super::{evidence, Ctx};
 use crate::diagnose::{ids, Finding, Severity};
 use crate::discovery::Container;
 
-/// Wait channels of tasks that are frozen, not blocked: since Linux 6.1 a
-/// frozen task also shows state `D`.
 /// How long a task must stay in `D` to count.
 const RESAMPLE: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Wait channels of tasks that are frozen, not blocked: since Linux 6.1 a
+/// frozen task also shows state `D`.
 const FROZEN_WCHANS: &[&str] = &["__refrigerator", "do_freezer_trap", "freezer_wait"];
 
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
