@@ -94,8 +94,9 @@ pub struct ScanReport {
 
 /// Scan the node: host facts, discovery, every check.
 pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
-    let host = HostFacts::gather(&opts.root);
-    let found = discovery::discover(&opts.root, host.cgroups.as_ref(), &opts.state_dirs);
+    let mut host = HostFacts::gather(&opts.root);
+    let mut found = discovery::discover(&opts.root, host.cgroups.as_ref(), &opts.state_dirs);
+    host.unreadable.append(&mut found.unreadable);
     let procfs = Procfs::new(opts.root.clone());
     let ctx = Ctx {
         opts,

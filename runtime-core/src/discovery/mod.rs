@@ -66,6 +66,9 @@ pub struct Skipped {
 pub struct Discovery {
     /// Live containers, sorted by (runtime, namespace, id).
     pub containers: Vec<Container>,
+    /// State directories that exist but could not be read (not root):
+    /// reported so a partial scan never passes for a clean one.
+    pub unreadable: Vec<crate::host::Unreadable>,
     /// Containers seen but not usable this time.
     pub skipped: Vec<Skipped>,
 }
@@ -81,13 +84,13 @@ pub fn discover(root: &HostRoot, layout: Option<&CgroupLayout>, dirs: &StateDirs
     };
     let mut out = Discovery::default();
     for d in &dirs.runc {
-        for entry in subdirs(&root.join(d)) {
+        for entry in out.subdirs(&root.join(d)) {
             out.push(state::read_runc(&ctx, &entry, RuntimeSource::Runc), &entry);
         }
     }
-    for ns_dir in subdirs(&root.join(&dirs.containerd_runc)) {
+    for ns_dir in out.subdirs(&root.join(&dirs.containerd_runc)) {
         let ns = file_name(&ns_dir);
-        for entry in subdirs(&ns_dir) {
+        for entry in out.subdirs(&ns_dir) {
             let src = RuntimeSource::ContainerdRunc {
                 namespace: ns.clone(),
             };
@@ -95,7 +98,7 @@ pub fn discover(root: &HostRoot, layout: Option<&CgroupLayout>, dirs: &StateDirs
         }
     }
     for d in &dirs.crun {
-        for entry in subdirs(&root.join(d)) {
+        for entry in out.subdirs(&root.join(d)) {
             out.push(state::read_crun(&ctx, &entry), &entry);
         }
     }
@@ -124,19 +127,32 @@ impl Discovery {
     }
 }
 
-/// Sub-directories of `dir`, sorted; a missing or unreadable `dir` has none
-/// (a runtime that is not installed has no state directory).
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
+impl Discovery {
+    /// Sub-directories of `dir`, sorted. A missing `dir` has none (a
+    /// runtime that is not installed has no state directory); one that
+    /// cannot be read is recorded in [`Discovery::unreadable`].
+    fn subdirs(&mut self, dir: &Path) -> Vec<PathBuf> {
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    self.unreadable.push(crate::host::Unreadable {
+                        what: "runtime state directory".into(),
+                        path: Some(dir.to_path_buf()),
+                        error: e.to_string(),
+                    });
+                }
+                return Vec::new();
+            }
+        };
+        let mut v: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 fn file_name(p: &Path) -> String {
