@@ -128,8 +128,19 @@ fn systemd_facts(root: &HostRoot, unreadable: &mut Vec<Unreadable>) -> SystemdFa
             version: None,
         };
     }
-    // The running manager's version: `systemctl --version` talks to the
-    // installed binary, which on a booted host is the running one.
+    // Ask the running manager first (its `Version` property over D-Bus):
+    // inside the agent's pod there is no host `systemctl` to run. Fall back
+    // to the installed binary, which on a booted host is the running one.
+    let bus = crate::systemd::BusPaths::under(root).with_timeout(Duration::from_secs(2));
+    if let Ok(v) = crate::systemd::DbusSystemd::connect(&bus).and_then(|c| {
+        use crate::systemd::SystemdClient;
+        c.version()
+    }) {
+        return SystemdFacts {
+            running,
+            version: Some(v),
+        };
+    }
     let systemctl = ["/usr/bin/systemctl", "/bin/systemctl"]
         .iter()
         .map(|p| root.join(p))
