@@ -406,3 +406,38 @@ fn narrowing_update_freezes_and_a_failed_freeze_writes_nothing() {
     assert_eq!(done.applied.transition.writes().len(), 1);
     assert!(dev.read().unwrap().same_permissions(&fuse));
 }
+
+#[test]
+fn a_frozen_update_with_a_marker_dir_thaws_and_leaves_no_marker() {
+    let test = "frozen_update_marker";
+    if !ready(test) || !testing::require_path(test, &Path::new(FREEZER).join("tasks")) {
+        return;
+    }
+    let devices = TestCgroup::new(DEVICES, "update-marker");
+    let freezer = TestCgroup::new(FREEZER, "update-marker");
+    let _workload = Workload::start(&[&devices, &freezer]);
+    let state = tempfile::tempdir().unwrap();
+    let markers = state.path().join("frozen");
+    let paths = V1Paths {
+        devices: devices.dir.clone(),
+        freezer: Some(freezer.dir.clone()),
+    };
+    let options = runtime_core::devices::v1::UpdateOptions {
+        marker_dir: Some(markers.clone()),
+        ..Default::default()
+    };
+    let docker = target(DOCKER);
+    let done = runtime_core::devices::v1::update_devices_with(&paths, &docker, &options).unwrap();
+    assert!(done.frozen_for.is_some(), "the narrowing update ran frozen");
+    // The marker directory was made for the freeze, and emptied by the thaw.
+    assert!(markers.is_dir(), "no marker was written for the freeze");
+    let left: Vec<_> = fs::read_dir(&markers).unwrap().flatten().collect();
+    assert!(left.is_empty(), "markers left after the thaw: {left:?}");
+    assert_eq!(
+        fs::read_to_string(freezer.dir.join("freezer.state"))
+            .unwrap()
+            .trim(),
+        "THAWED"
+    );
+    assert_kernel_agrees(&devices, &docker, "after the frozen update with a marker");
+}

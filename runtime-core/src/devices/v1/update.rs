@@ -9,12 +9,12 @@
 //! says which tasks blocked it. This is the opposite of seed 000, where runc
 //! logged the failed freeze and let systemd replay the list anyway.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cgroups::freezer::{FreezeError, FreezeGuard};
+use crate::cgroups::freezer::{FreezeError, FreezeGuard, FreezeOptions, FreezeTarget};
 use crate::devices::v1::apply::{Applied, ApplyError, V1DeviceCgroup};
 use crate::devices::v1::emulator::Emulator;
 
@@ -38,6 +38,10 @@ pub struct UpdateOptions {
     /// nothing for a non-narrowing transition; for measurements and for
     /// callers that distrust the list they read).
     pub always_freeze: bool,
+    /// Where to leave a crash-recovery marker for each freeze (the agent's
+    /// `<state-dir>/frozen/`): if this process dies mid-update, the agent's
+    /// next start thaws what the marker names. `None` writes no marker.
+    pub marker_dir: Option<PathBuf>,
 }
 
 impl Default for UpdateOptions {
@@ -45,8 +49,28 @@ impl Default for UpdateOptions {
         Self {
             freeze_deadline: Duration::from_secs(1),
             always_freeze: false,
+            marker_dir: None,
         }
     }
+}
+
+/// The marker file for a freeze of `cgroup` in `dir`: one per cgroup and
+/// process, so concurrent freezers never share (and remove) each other's
+/// marker. Any `*.json` in the directory is recovered by the agent.
+pub fn freeze_marker_path(dir: &Path, cgroup: &Path) -> PathBuf {
+    let name: String = cgroup
+        .to_string_lossy()
+        .trim_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{name}-{}.json", std::process::id()))
 }
 
 /// What an update did.
@@ -81,9 +105,22 @@ pub enum UpdateError {
         #[source]
         source: FreezeError,
     },
-    /// The writes were made but the cgroup could not be thawed.
-    #[error("device update applied but thawing failed: {0}")]
+    /// The writes were made but the cgroup could not be thawed: the
+    /// container is still frozen (its marker, if any, is kept for recovery).
+    #[error("device update applied but thawing failed; the container is still frozen: {0}")]
     Thaw(#[source] FreezeError),
+    /// Both the writes (or their check) and the thaw failed: the list may
+    /// be partly written **and** the container is still frozen.
+    #[error(
+        "device update failed: {apply}; and thawing failed too, the container is still frozen: {thaw}"
+    )]
+    ApplyAndThaw {
+        /// Why the writes failed.
+        apply: Box<ApplyError>,
+        /// Why the thaw failed.
+        #[source]
+        thaw: Box<FreezeError>,
+    },
 }
 
 /// Take a container's device cgroup to `target` with the default options;
@@ -115,19 +152,36 @@ pub fn update_devices_with(
     let Some(freezer) = &paths.freezer else {
         return Err(UpdateError::NoFreezer { reason });
     };
-    let guard = FreezeGuard::freeze(freezer, options.freeze_deadline)
-        .map_err(|source| UpdateError::Freeze { reason, source })?;
+    let freeze_options = FreezeOptions {
+        marker: options
+            .marker_dir
+            .as_deref()
+            .map(|d| freeze_marker_path(d, freezer)),
+        ..FreezeOptions::default()
+    };
+    let guard = FreezeGuard::freeze_target(
+        FreezeTarget::V1(freezer.clone()),
+        options.freeze_deadline,
+        &freeze_options,
+    )
+    .map_err(|source| UpdateError::Freeze { reason, source })?;
     let frozen_for = Some(guard.waited());
     // Plan again under the freeze: another writer may have changed the list
     // between the first read and the freeze.
     let applied = cg.plan(target).and_then(|plan| cg.execute(plan, target));
     let thawed = guard.thaw();
-    let applied = applied?;
-    thawed.map_err(UpdateError::Thaw)?;
-    Ok(UpdateOutcome {
-        applied,
-        frozen_for,
-    })
+    match (applied, thawed) {
+        (Ok(applied), Ok(())) => Ok(UpdateOutcome {
+            applied,
+            frozen_for,
+        }),
+        (Ok(_), Err(thaw)) => Err(UpdateError::Thaw(thaw)),
+        (Err(apply), Ok(())) => Err(UpdateError::Apply(apply)),
+        (Err(apply), Err(thaw)) => Err(UpdateError::ApplyAndThaw {
+            apply: Box::new(apply),
+            thaw: Box::new(thaw),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +221,130 @@ mod tests {
         assert!(matches!(err, UpdateError::Freeze { .. }), "{err}");
         assert!(err.to_string().contains("no-such-freezer"), "{err}");
         assert!(!dir.path().join(DENY_FILE).exists());
+    }
+
+    /// A fake v1 freezer (plain files) in `dir`.
+    fn fake_freezer(dir: &std::path::Path) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("freezer.state"), "THAWED\n").unwrap();
+        fs::write(dir.join("freezer.self_freezing"), "0\n").unwrap();
+        fs::write(dir.join("tasks"), "").unwrap();
+    }
+
+    fn json_files(dir: &std::path::Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_frozen_update_leaves_a_marker_while_frozen_and_removes_it_on_thaw() {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let devices = dir.path().join("devices");
+        let freezer = dir.path().join("freezer");
+        let markers = dir.path().join("state/frozen");
+        fs::create_dir_all(&devices).unwrap();
+        fake_freezer(&freezer);
+        // devices.list is a FIFO served by a thread, so the test sees the
+        // marker directory at the moment each read happens — the re-read
+        // under the freeze among them.
+        let list = devices.join(LIST_FILE);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&list)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = {
+            let (stop, list, markers, state) = (
+                stop.clone(),
+                list.clone(),
+                markers.clone(),
+                freezer.join("freezer.state"),
+            );
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&list)
+                    {
+                        Ok(mut f) => {
+                            let frozen = fs::read_to_string(&state).unwrap().trim() == "FROZEN";
+                            let n = json_files(&markers).len();
+                            if std::io::Write::write_all(&mut f, b"a *:* rwm\n").is_ok() {
+                                seen.push((frozen, n));
+                            }
+                            drop(f);
+                            // Let the reader finish and close before the
+                            // next open, so one open serves one read.
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+                seen
+            })
+        };
+        let paths = V1Paths {
+            devices: devices.clone(),
+            freezer: Some(freezer.clone()),
+        };
+        let options = UpdateOptions {
+            marker_dir: Some(markers.clone()),
+            ..UpdateOptions::default()
+        };
+        // The writes land in plain files, so the read-back check fails;
+        // the thaw works and the error is the apply error alone.
+        let result = update_devices_with(&paths, &target(&["allow c 1:3 rwm"]), &options);
+        stop.store(true, Ordering::SeqCst);
+        let seen = server.join().unwrap();
+        let err = result.unwrap_err();
+        assert!(matches!(err, UpdateError::Apply(_)), "{err}");
+        assert!(
+            seen.contains(&(true, 1)),
+            "no read saw the frozen cgroup with its marker: {seen:?}"
+        );
+        assert!(
+            seen.iter().all(|&(frozen, n)| frozen == (n == 1)),
+            "a marker exactly while frozen: {seen:?}"
+        );
+        assert!(json_files(&markers).is_empty(), "marker left after thaw");
+        assert_eq!(
+            fs::read_to_string(freezer.join("freezer.state")).unwrap(),
+            "THAWED"
+        );
+    }
+
+    #[test]
+    fn both_failures_are_reported() {
+        let e = UpdateError::ApplyAndThaw {
+            apply: Box::new(ApplyError::from(crate::error::WrappedIoError {
+                op: "write",
+                path: PathBuf::from("/x/devices.deny"),
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            })),
+            thaw: Box::new(FreezeError::Io(crate::error::WrappedIoError {
+                op: "write",
+                path: PathBuf::from("/f/freezer.state"),
+                source: std::io::Error::from_raw_os_error(libc::EBUSY),
+            })),
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("devices.deny") && s.contains("freezer.state"),
+            "{s}"
+        );
+        assert!(s.contains("still frozen"), "{s}");
     }
 }
