@@ -170,12 +170,18 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                         message,
                     }
                 })?;
+                // Freezes leave markers where the agent looks at start.
+                let markers = opts
+                    .state_dir
+                    .as_ref()
+                    .map(|d| opts.root.join(d).join("frozen"));
                 match super::systemd_unit::apply_with(
                     &client,
                     &opts.root,
                     unit,
                     entries,
                     freeze.as_ref(),
+                    markers.as_deref(),
                 )? {
                     super::systemd_unit::Applied::Changed(s) => out.changed.push(s),
                     super::systemd_unit::Applied::Unchanged(s) => out.unchanged.push(s),

@@ -34,8 +34,9 @@ use crate::devices::device_allow::{
 use crate::devices::expected::expected_rules;
 use crate::devices::host_devices::{DeviceId, HostDevices};
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
+use crate::devices::v1::update::freeze_marker_path;
 use crate::devices::{Access, DeviceRule};
-use crate::diagnose::{ids, CheckPolicy, Finding, ScanOptions};
+use crate::diagnose::{ids, CheckPolicy, ExplicitRules, Finding, ScanOptions};
 use crate::discovery::Container;
 use crate::host::HostRoot;
 use crate::systemd::{BusPaths, DbusSystemd, SystemdClient};
@@ -319,6 +320,27 @@ fn refused_devices(finding: &Finding, host: &HostDevices) -> BTreeSet<DeviceId> 
         .collect()
 }
 
+/// Whether `devices.explicitRules` lets the rewrite be planned on a host
+/// with (`dev_char`) or without `/dev/char`: `Never` refuses, `Auto` allows
+/// it only without `/dev/char` (where systemd's `char-*`/`block-*` entries
+/// resolve through it and lose devices), `Always` whenever it is needed.
+pub(crate) fn explicit_rules_allowed(
+    rules: ExplicitRules,
+    dev_char: bool,
+) -> Result<(), PlanError> {
+    match rules {
+        ExplicitRules::Never => Err(PlanError::NotAllowed(
+            "devices.explicitRules: Never".to_string(),
+        )),
+        ExplicitRules::Auto if dev_char => Err(PlanError::NotAllowed(
+            "devices.explicitRules: Auto, and this host has /dev/char (systemd resolves \
+             DeviceAllow there itself); set Always to rewrite anyway"
+                .to_string(),
+        )),
+        ExplicitRules::Auto | ExplicitRules::Always => Ok(()),
+    }
+}
+
 /// Plan the `DeviceAllow=` rewrite for `finding` about `c`, talking to
 /// systemd through `client`. `Ok(None)` when the unit is not the cause: the
 /// container is not in a unit, or (for `device-access-broken`) the unit
@@ -334,6 +356,7 @@ pub(crate) fn plan_with(
     let Some(view) = read_unit(c, client, host, version).map_err(PlanError::Unreadable)? else {
         return Ok(None);
     };
+    explicit_rules_allowed(policy.explicit_rules, host.dev_char())?;
     let required = required_devices(policy, host);
     if finding.check == ids::DEVICE_ACCESS_BROKEN {
         let refused = refused_devices(finding, host);
@@ -449,12 +472,16 @@ pub(crate) enum Applied {
 
 /// Set `entries` (merged with whatever the unit has by now) on `unit`,
 /// frozen in `freeze` (a host path, re-rooted under `root`) when given.
+/// A freeze leaves a marker in `marker_dir` (already re-rooted; the agent's
+/// `<state-dir>/frozen/`) until the thaw, so that a crash mid-repair is
+/// thawed by the agent's next start.
 pub(crate) fn apply_with(
     client: &dyn SystemdClient,
     root: &HostRoot,
     unit: &str,
     entries: &[DeviceAllowEntry],
     freeze: Option<&FreezeTarget>,
+    marker_dir: Option<&Path>,
 ) -> Result<Applied, RepairError> {
     let err = |message: String| RepairError::Systemd {
         unit: unit.to_string(),
@@ -476,13 +503,17 @@ pub(crate) fn apply_with(
                 FreezeTarget::V1(p) => FreezeTarget::V1(root.join(p)),
                 FreezeTarget::V2(p) => FreezeTarget::V2(root.join(p)),
             };
+            let options = FreezeOptions {
+                marker: marker_dir.map(|d| freeze_marker_path(d, t.dir())),
+                ..FreezeOptions::default()
+            };
             Some(
-                FreezeGuard::freeze_target(t, FREEZE_DEADLINE, &FreezeOptions::default()).map_err(
-                    |source| RepairError::Freeze {
+                FreezeGuard::freeze_target(t, FREEZE_DEADLINE, &options).map_err(|source| {
+                    RepairError::Freeze {
                         unit: unit.to_string(),
                         source,
-                    },
-                )?,
+                    }
+                })?,
             )
         }
     };
@@ -492,8 +523,12 @@ pub(crate) fn apply_with(
         .and_then(|()| client.unit_devices(unit));
     let thawed = guard.map(FreezeGuard::thaw).transpose();
     match (set, thawed) {
-        (_, Err(e)) => Err(err(format!(
-            "DeviceAllow call made but thawing the container failed: {e}"
+        (Ok(_), Err(e)) => Err(err(format!(
+            "DeviceAllow call made but thawing the container failed; it is still frozen: {e}"
+        ))),
+        (Err(call), Err(thaw)) => Err(err(format!(
+            "DeviceAllow call failed: {call}; and thawing the container failed too, it is still \
+             frozen: {thaw}"
         ))),
         (Err(e), Ok(_)) => Err(err(e.to_string())),
         (Ok(after), Ok(_)) if !covers(&after.allow, &target) => Err(err(format!(
@@ -770,7 +805,7 @@ mod tests {
         assert_eq!(sd.calls.borrow().len(), 0, "planning changes nothing");
 
         let root = HostRoot::new("/nonexistent");
-        let a = apply_with(&sd, &root, "runc-a.scope", want, None).unwrap();
+        let a = apply_with(&sd, &root, "runc-a.scope", want, None, None).unwrap();
         assert!(matches!(a, Applied::Changed(_)), "{a:?}");
         {
             let calls = sd.calls.borrow();
@@ -790,7 +825,7 @@ mod tests {
 
         // Idempotent: a second apply makes no call; planning again has
         // nothing to do.
-        let a = apply_with(&sd, &root, "runc-a.scope", want, None).unwrap();
+        let a = apply_with(&sd, &root, "runc-a.scope", want, None, None).unwrap();
         assert!(matches!(a, Applied::Unchanged(_)), "{a:?}");
         assert_eq!(sd.calls.borrow().len(), 1);
         assert!(plan_with(&f, &c, &CheckPolicy::default(), &sd, &h, Some(252)).is_err());
@@ -898,6 +933,7 @@ mod tests {
             "runc-a.scope",
             want,
             freeze,
+            None,
         )
         .unwrap();
         match a {
@@ -920,6 +956,7 @@ mod tests {
             "runc-a.scope",
             want,
             freeze,
+            None,
         )
         .unwrap_err();
         assert!(matches!(e, RepairError::Freeze { .. }), "{e}");
@@ -1077,8 +1114,15 @@ mod tests {
                     policy: Some(DevicePolicy::Strict),
                     allow: entries(OLD_SET),
                 });
-                let a = apply_with(&sd, &root, "x.scope", &want, frozen.then_some(&freeze))
-                    .expect("apply");
+                let a = apply_with(
+                    &sd,
+                    &root,
+                    "x.scope",
+                    &want,
+                    frozen.then_some(&freeze),
+                    None,
+                )
+                .expect("apply");
                 assert!(matches!(a, Applied::Changed(_)), "{a:?}");
                 std::thread::sleep(Duration::from_micros(200));
                 done += 1;
@@ -1122,5 +1166,180 @@ mod tests {
             &entries(&["/dev/null r"]),
             &entries(&["/dev/null rw"])
         ));
+    }
+
+    fn host_with_dev_char(dev_char: bool) -> HostDevices {
+        let h = host();
+        let nodes: Vec<(PathBuf, DeviceId)> = h
+            .devices()
+            .flat_map(|d| h.node_paths(d).iter().map(move |p| (p.clone(), d)))
+            .collect();
+        HostDevices::from_parts(nodes, Vec::new(), dev_char, h.proc_devices().clone())
+    }
+
+    #[test]
+    fn explicit_rules_policy_gates_the_rewrite() {
+        let c = container("a", None, false);
+        let f = finding(ids::DEVICE_RULES_LATENT, &[]);
+        let plan = |rules: ExplicitRules, dev_char: bool| {
+            let policy = CheckPolicy {
+                explicit_rules: rules,
+                ..CheckPolicy::default()
+            };
+            let sd = FakeSystemd::new(OLD_SET);
+            let r = plan_with(
+                &f,
+                &c,
+                &policy,
+                &sd,
+                &host_with_dev_char(dev_char),
+                Some(252),
+            );
+            let calls = sd.calls.borrow().len();
+            (r, calls)
+        };
+        // Never: refused with the policy's name, whatever the host.
+        for dev_char in [false, true] {
+            match plan(ExplicitRules::Never, dev_char) {
+                (Err(PlanError::NotAllowed(m)), 0) => {
+                    assert_eq!(m, "devices.explicitRules: Never")
+                }
+                other => panic!("Never, dev_char {dev_char}: {other:?}"),
+            }
+        }
+        // Auto: only where /dev/char is missing.
+        assert!(matches!(plan(ExplicitRules::Auto, false), (Ok(Some(_)), 0)));
+        match plan(ExplicitRules::Auto, true) {
+            (Err(PlanError::NotAllowed(m)), 0) => {
+                assert!(m.contains("explicitRules: Auto"), "{m}")
+            }
+            other => panic!("Auto with /dev/char: {other:?}"),
+        }
+        // Always: whenever needed, /dev/char or not.
+        assert!(matches!(
+            plan(ExplicitRules::Always, false),
+            (Ok(Some(_)), 0)
+        ));
+        assert!(
+            !matches!(
+                plan(ExplicitRules::Always, true).0,
+                Err(PlanError::NotAllowed(_))
+            ),
+            "Always is never refused by the policy"
+        );
+    }
+
+    /// Delegates to a [`FakeSystemd`]; on the set call, records how many
+    /// markers `markers` holds and whether the freezer says FROZEN, and
+    /// optionally breaks the freezer (so the thaw fails) and the call.
+    struct Watching<'a> {
+        inner: FakeSystemd,
+        markers: &'a Path,
+        freezer: &'a Path,
+        break_both: bool,
+        seen: RefCell<Vec<(bool, usize)>>,
+    }
+
+    impl SystemdClient for Watching<'_> {
+        fn version_string(&self) -> Result<String, SystemdError> {
+            self.inner.version_string()
+        }
+        fn unit_devices(&self, unit: &str) -> Result<UnitDevices, SystemdError> {
+            self.inner.unit_devices(unit)
+        }
+        fn set_unit_properties(
+            &self,
+            unit: &str,
+            runtime: bool,
+            properties: &[UnitProperty],
+        ) -> Result<(), SystemdError> {
+            let state = self.freezer.join("freezer.state");
+            let frozen = std::fs::read_to_string(&state).unwrap().trim() == "FROZEN";
+            let n = std::fs::read_dir(self.markers)
+                .map(|r| r.flatten().count())
+                .unwrap_or(0);
+            self.seen.borrow_mut().push((frozen, n));
+            if self.break_both {
+                std::fs::remove_file(&state).unwrap();
+                std::fs::create_dir(&state).unwrap();
+                return Err(SystemdError::Reply {
+                    method: "SetUnitProperties",
+                    message: "access denied".into(),
+                });
+            }
+            self.inner.set_unit_properties(unit, runtime, properties)
+        }
+        fn reload(&self) -> Result<(), SystemdError> {
+            self.inner.reload()
+        }
+    }
+
+    #[test]
+    fn a_freeze_leaves_a_marker_until_the_thaw_and_both_failures_are_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let hr = HostRoot::new(root.path());
+        let fz = PathBuf::from("/sys/fs/cgroup/freezer/system.slice/runc-m.scope");
+        let dir = hr.join(&fz);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("freezer.state"), "THAWED\n").unwrap();
+        std::fs::write(dir.join("freezer.self_freezing"), "0\n").unwrap();
+        std::fs::write(dir.join("tasks"), "").unwrap();
+        let markers = hr.join("/run/warden/frozen");
+        let freeze = FreezeTarget::V1(fz.clone());
+        let want = entries(&["/dev/null rwm", "char-pts rwm"]);
+
+        let sd = Watching {
+            inner: FakeSystemd::new(OLD_SET),
+            markers: &markers,
+            freezer: &dir,
+            break_both: false,
+            seen: RefCell::new(Vec::new()),
+        };
+        let a = apply_with(
+            &sd,
+            &hr,
+            "runc-m.scope",
+            &want,
+            Some(&freeze),
+            Some(&markers),
+        )
+        .unwrap();
+        assert!(matches!(a, Applied::Changed(_)), "{a:?}");
+        assert_eq!(
+            *sd.seen.borrow(),
+            vec![(true, 1)],
+            "frozen, with its marker"
+        );
+        assert_eq!(
+            std::fs::read_dir(&markers).unwrap().count(),
+            0,
+            "marker kept"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("freezer.state")).unwrap(),
+            "THAWED"
+        );
+
+        // The call fails and the thaw fails: both are reported, and the
+        // marker stays for the agent to thaw the container later.
+        let sd = Watching {
+            inner: FakeSystemd::new(OLD_SET),
+            break_both: true,
+            ..sd
+        };
+        let e = apply_with(
+            &sd,
+            &hr,
+            "runc-m.scope",
+            &want,
+            Some(&freeze),
+            Some(&markers),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("access denied"), "the D-Bus error is lost: {e}");
+        assert!(e.contains("freezer.state"), "the thaw error is lost: {e}");
+        assert!(e.contains("still frozen"), "{e}");
+        assert_eq!(std::fs::read_dir(&markers).unwrap().count(), 1);
     }
 }
