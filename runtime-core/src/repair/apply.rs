@@ -107,7 +107,7 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
             }
             RepairAction::V2Replace {
                 cgroup,
-                rules,
+                attach,
                 detach,
                 ..
             } => {
@@ -117,28 +117,35 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                     message,
                 };
                 let cg = bpf::kernel::open_cgroup(&dir).map_err(|e| err(e.to_string()))?;
-                let ours = bpf::program::build_from_rules(rules).map_err(|e| err(e.to_string()))?;
                 let own = bpf::kernel::query(cg.as_fd(), false).map_err(|e| err(e.to_string()))?;
-                let mut have_ours = false;
-                for id in &own.prog_ids {
-                    let Ok(fd) = bpf::kernel::prog_fd_by_id(*id) else {
-                        continue;
-                    };
-                    if bpf::kernel::prog_info(fd.as_fd()).is_ok_and(|i| i.xlated == ours) {
-                        have_ours = true;
+                // Hybrid (`attach` is None): the v1 list governs, so only
+                // the denying programs go and nothing of ours is attached.
+                if let Some(rules) = attach {
+                    let ours =
+                        bpf::program::build_from_rules(rules).map_err(|e| err(e.to_string()))?;
+                    let mut have_ours = false;
+                    for id in &own.prog_ids {
+                        let Ok(fd) = bpf::kernel::prog_fd_by_id(*id) else {
+                            continue;
+                        };
+                        if bpf::kernel::prog_info(fd.as_fd()).is_ok_and(|i| i.xlated == ours) {
+                            have_ours = true;
+                        }
                     }
-                }
-                // Ours first: while both are attached the container has the
-                // intersection, which is never less than before ∩ after.
-                if !have_ours {
-                    let prog =
-                        bpf::kernel::load_device_program(&ours).map_err(|e| err(e.to_string()))?;
-                    bpf::kernel::attach_multi(cg.as_fd(), prog.as_fd())
-                        .map_err(|e| err(e.to_string()))?;
-                    out.changed.push(format!(
-                        "{}: attached the container's device program",
-                        cgroup.display()
-                    ));
+                    // Ours first: while both are attached the container has
+                    // the intersection, which is never less than before ∩
+                    // after; ours allows all the container had, so after the
+                    // detach it has no less than before.
+                    if !have_ours {
+                        let prog = bpf::kernel::load_device_program(&ours)
+                            .map_err(|e| err(e.to_string()))?;
+                        bpf::kernel::attach_multi(cg.as_fd(), prog.as_fd())
+                            .map_err(|e| err(e.to_string()))?;
+                        out.changed.push(format!(
+                            "{}: attached the container's device program",
+                            cgroup.display()
+                        ));
+                    }
                 }
                 for id in detach {
                     if !own.prog_ids.contains(id) {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::cgroups::FreezeTarget;
 use crate::devices::bpf::{self, DeviceAccess, EffectivePrograms};
 use crate::devices::expected::expected_rules;
+use crate::devices::host_devices::{DeviceId, HostDevices};
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy};
 use crate::devices::v1::{transition, DefaultPolicy, Emulator, V1DeviceCgroup};
 use crate::devices::{Access, DeviceRule, DeviceType};
@@ -28,13 +29,19 @@ pub enum RepairAction {
         /// The `devices.allow` lines the transition writes, for the reader.
         writes: Vec<String>,
     },
-    /// Attach a device program built from the container's rules, then detach
-    /// the programs attached at this cgroup that deny what it is entitled to.
+    /// Attach a device program built from `attach` (when given), then detach
+    /// the programs attached at this cgroup that deny what the container is
+    /// entitled to.
     V2Replace {
         /// Host path of the v2 cgroup.
         cgroup: PathBuf,
-        /// The rules our program enforces (OCI config + runtime defaults).
-        rules: Vec<DeviceRule>,
+        /// The rules our program enforces: the OCI config's (with runtime
+        /// defaults) plus an allow for every host device node and access
+        /// bit the current programs all allow, so that nothing the
+        /// container could open is lost. `None` on a hybrid host where the
+        /// container has a v1 devices cgroup: the v1 list governs there
+        /// (runc attaches no v2 program), so the repair only detaches.
+        attach: Option<Vec<DeviceRule>>,
         /// Ids of the programs to detach after ours is attached.
         detach: Vec<u32>,
         /// Whether an identical program is attached already (then only the
@@ -197,8 +204,6 @@ fn plan_devices(
             EffectivePrograms::read(&host_dir).map_err(|e| PlanError::Unreadable(e.to_string()))?;
         if !progs.programs.is_empty() {
             let own = own_program_ids(&host_dir)?;
-            let ours = bpf::program::build_from_rules(&rules)
-                .map_err(|e| PlanError::Unreadable(e.to_string()))?;
             let mut detach = Vec::new();
             let mut ancestors_deny = Vec::new();
             for p in &progs.programs {
@@ -222,10 +227,31 @@ fn plan_devices(
                 )));
             }
             if !detach.is_empty() {
-                let already_attached = progs.programs.iter().any(|p| p.insns == ours);
+                // Hybrid: the container's v1 list (just planned above)
+                // governs and runc attached no v2 program, so detaching the
+                // denying programs is the whole repair: none of ours stays.
+                let attach = if c.cgroups.v1("devices").is_some() {
+                    None
+                } else {
+                    let host = HostDevices::scan(&opts.root)
+                        .map_err(|e| PlanError::Unreadable(format!("host devices: {e}")))?;
+                    Some(keep_current_access(&rules, host.devices(), |req| {
+                        progs
+                            .allows(req)
+                            .map_err(|e| PlanError::Unreadable(e.to_string()))
+                    })?)
+                };
+                let already_attached = match &attach {
+                    None => false,
+                    Some(r) => {
+                        let ours = bpf::program::build_from_rules(r)
+                            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+                        progs.programs.iter().any(|p| p.insns == ours)
+                    }
+                };
                 actions.push(RepairAction::V2Replace {
                     cgroup: dir.clone(),
-                    rules: rules.clone(),
+                    attach,
                     detach,
                     already_attached,
                 });
@@ -243,11 +269,14 @@ fn plan_devices(
         check: finding.check.clone(),
         container: Some(c.reference()),
         actions,
-        safety:
-            "only adds access the container's runtime granted it from its OCI config; v1 writes \
-                 are allow lines only, and the v2 program is attached before the denying one is \
-                 detached, so access never drops below what it had"
-                .into(),
+        safety: "only adds access: v1 writes are allow lines only (what the container's runtime \
+                 granted it from its OCI config); on cgroup v2, where the container also has a v1 \
+                 devices cgroup (hybrid: the v1 list governs), only the denying programs attached \
+                 at its cgroup are detached and no program of ours stays; otherwise our program \
+                 allows the OCI rules plus every host device node and access bit all current \
+                 programs allow, and it is attached before the denying ones are detached, so \
+                 access never drops below what it had"
+            .into(),
     })
 }
 
@@ -268,6 +297,45 @@ pub(super) fn entitlement_allows(entitled: &Emulator) -> Vec<DeviceRule> {
             .map(|(p, a)| p.rule(true, a))
             .collect(),
     }
+}
+
+/// `rules` followed by an allow, per device of `devices`, of every access
+/// bit that `allowed` says the container has now: a program built from the
+/// result allows at least the OCI rules and everything the current programs
+/// allowed on those devices (rules apply in order, so a later allow wins).
+pub(super) fn keep_current_access(
+    rules: &[DeviceRule],
+    devices: impl IntoIterator<Item = DeviceId>,
+    allowed: impl Fn(&DeviceAccess) -> Result<bool, PlanError>,
+) -> Result<Vec<DeviceRule>, PlanError> {
+    let mut out = rules.to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    for (kind, major, minor) in devices {
+        if !seen.insert((kind, major, minor)) {
+            continue;
+        }
+        let mut access = Access::NONE;
+        for bit in [Access::READ, Access::WRITE, Access::MKNOD] {
+            let req = match kind {
+                DeviceType::Char => DeviceAccess::char(major, minor, bit),
+                DeviceType::Block => DeviceAccess::block(major, minor, bit),
+                _ => continue,
+            };
+            if allowed(&req)? {
+                access = access.union(bit);
+            }
+        }
+        if !access.is_empty() {
+            out.push(DeviceRule {
+                allow: true,
+                kind,
+                major: Some(major),
+                minor: Some(minor),
+                access,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `current` with every rule of `add` written as an allow.
@@ -345,4 +413,82 @@ fn plan_kill(finding: &Finding, policy: &CheckPolicy) -> Result<RepairPlan, Plan
                  recycled pid is never killed, and the kubelet recreates the container"
             .into(),
     })
+}
+
+#[cfg(test)]
+mod v2_widening_tests {
+    use super::*;
+    use crate::devices::v1::lines::parse_write;
+
+    fn rules(writes: &[&str]) -> Vec<DeviceRule> {
+        writes.iter().map(|w| parse_write(w).unwrap()).collect()
+    }
+
+    fn req(kind: DeviceType, major: u32, minor: u32, access: Access) -> DeviceAccess {
+        match kind {
+            DeviceType::Block => DeviceAccess::block(major, minor, access),
+            _ => DeviceAccess::char(major, minor, access),
+        }
+    }
+
+    #[test]
+    fn our_program_keeps_every_host_device_the_current_programs_allow() {
+        // The OCI rules: deny all, then /dev/null.
+        let oci = rules(&["deny a *:* rwm", "allow c 1:3 rwm"]);
+        // Now: the runtime's program also lets a hook-added GPU (195:0) be
+        // read and written, and /dev/urandom fully; a second program (an
+        // ancestor's) allows everything but mknod of block devices.
+        let runtime = bpf::program::build_from_rules(&rules(&[
+            "allow c 1:3 rwm",
+            "allow c 1:9 rwm",
+            "allow c 195:0 rw",
+            "allow b 8:0 r",
+        ]))
+        .unwrap();
+        let ancestor =
+            bpf::program::build_from_rules(&rules(&["allow c *:* rwm", "allow b *:* rw"])).unwrap();
+        let now = |r: &DeviceAccess| {
+            Ok(bpf::interp::allows(&runtime, r).unwrap()
+                && bpf::interp::allows(&ancestor, r).unwrap())
+        };
+        let host: Vec<DeviceId> = vec![
+            (DeviceType::Char, 1, 3),
+            (DeviceType::Char, 1, 9),
+            (DeviceType::Char, 195, 0),
+            (DeviceType::Char, 195, 0), // a second node of the same device
+            (DeviceType::Char, 10, 200),
+            (DeviceType::Block, 8, 0),
+        ];
+        let widened = keep_current_access(&oci, host.clone(), now).unwrap();
+        assert_eq!(&widened[..oci.len()], &oci[..], "the OCI rules come first");
+        assert_eq!(
+            widened[oci.len()..].to_vec(),
+            rules(&[
+                "allow c 1:3 rwm",
+                "allow c 1:9 rwm",
+                "allow c 195:0 rw",
+                "allow b 8:0 r",
+            ]),
+            "one allow per device with exactly the bits it has now"
+        );
+        // Per device and bit, ours allows whatever the container had, and
+        // nothing it had not beyond the OCI rules.
+        let ours = bpf::program::build_from_rules(&widened).unwrap();
+        let oci_prog = bpf::program::build_from_rules(&oci).unwrap();
+        for &(kind, major, minor) in &host {
+            for bit in [Access::READ, Access::WRITE, Access::MKNOD] {
+                let r = req(kind, major, minor, bit);
+                let had = now(&r).unwrap();
+                let oci_allows = bpf::interp::allows(&oci_prog, &r).unwrap();
+                let has = bpf::interp::allows(&ours, &r).unwrap();
+                assert_eq!(has, had || oci_allows, "{r:?}");
+            }
+        }
+        // The denying program alone (nothing but /dev/null) adds nothing.
+        let only_null = keep_current_access(&oci, host, |r| {
+            Ok(r.kind == DeviceType::Char && r.major == 1 && r.minor == 3)
+        })
+        .unwrap();
+        assert_eq!(only_null[oci.len()..].to_vec(), rules(&["allow c 1:3 rwm"]));
+    }
 }
