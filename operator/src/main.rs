@@ -17,7 +17,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    telemetry::init(cli.log_format, cli.verbose);
+    telemetry::init(cli.log_format, cli.verbose, telemetry::quiet(&cli.command));
     let result = match cli.command {
         cli::Command::Check(args) => check::run(&args),
         cli::Command::LintProfile(args) => lint_profile::run(&args),

@@ -11,6 +11,14 @@ use warden_api::{EffectivePolicy, RuntimePolicySpec};
 
 use crate::check::policy::from_spec;
 
+/// Port the agent serves `/metrics`, `/healthz` and `/readyz` on by
+/// default. The operator's DaemonSet declares it and probes it, so both sides
+/// take it from here.
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+/// `--metrics-addr`'s default: every address, [`DEFAULT_METRICS_PORT`]
+/// (a test checks the two agree; clap needs the literal).
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9464";
+
 /// Arguments of `warden agent`.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
@@ -43,7 +51,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub bpf_poll: Duration,
     /// Serve `/metrics`, `/healthz` and `/readyz` here. `off` serves nothing.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9464", value_parser = parse_addr)]
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_METRICS_ADDR, value_parser = parse_addr)]
     pub metrics_addr: MetricsAddr,
     /// This node's name (the downward API's `spec.nodeName`); in standalone
     /// mode the hostname when not given. Names the NodeRuntimeReport.
@@ -178,6 +186,20 @@ mod tests {
             Ok(MetricsAddr::On("127.0.0.1:9464".parse().unwrap()))
         );
         assert!(parse_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn default_metrics_address_uses_the_shared_port() {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            agent: AgentArgs,
+        }
+        let w = <Wrap as clap::Parser>::try_parse_from(["warden"]).unwrap();
+        match w.agent.metrics_addr {
+            MetricsAddr::On(a) => assert_eq!(a.port(), DEFAULT_METRICS_PORT),
+            MetricsAddr::Off => panic!("metrics are on by default"),
+        }
     }
 
     #[test]

@@ -6,14 +6,23 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecurityContext,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::agent::config::DEFAULT_METRICS_PORT;
 use crate::cli::{OperatorArgs, PullPolicy};
+
+/// Name of the agent container's metrics port, which the probes refer to.
+const METRICS_PORT_NAME: &str = "metrics";
+/// The agent must keep running under the node pressure (memory, PID) that
+/// is often part of the runtime problem it repairs: without this class the
+/// kubelet evicts it among the first.
+const PRIORITY_CLASS: &str = "system-node-critical";
 
 /// What the agent DaemonSet is made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +108,29 @@ fn pull_policy(p: PullPolicy) -> &'static str {
     }
 }
 
+fn value_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..EnvVar::default()
+    }
+}
+
+/// An HTTP GET probe of `path` on the metrics port.
+fn probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(METRICS_PORT_NAME.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
 fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
@@ -167,7 +199,22 @@ pub fn agent_daemonset(c: &AgentConfig) -> DaemonSet {
         env: Some(vec![
             field_env("NODE_NAME", "spec.nodeName"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
+            // Log pipelines parse JSON; `info` shows repairs and report
+            // writes (the default would be the same, but explicit here so
+            // an operator can edit it in place).
+            value_env("WARDEN_LOG_FORMAT", "json"),
+            value_env("RUST_LOG", "info"),
         ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(METRICS_PORT_NAME.into()),
+            container_port: i32::from(DEFAULT_METRICS_PORT),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        // Liveness is lenient (a long repair must not get the agent
+        // killed mid-write); readiness follows /readyz closely.
+        liveness_probe: Some(probe("/healthz", 20, 3)),
+        readiness_probe: Some(probe("/readyz", 10, 1)),
         security_context: Some(SecurityContext {
             // bpf(2) on device programs, cgroup writes, the freezer, and
             // entering containers' namespaces for canary opens.
@@ -206,6 +253,7 @@ pub fn agent_daemonset(c: &AgentConfig) -> DaemonSet {
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(c.service_account.clone()),
+                    priority_class_name: Some(PRIORITY_CLASS.into()),
                     host_pid: Some(true),
                     node_selector: Some(BTreeMap::from([(
                         "kubernetes.io/os".to_owned(),
@@ -297,6 +345,34 @@ mod tests {
         for (k, val) in sel.as_object().unwrap() {
             assert_eq!(&v["spec"]["template"]["metadata"]["labels"][k], val);
         }
+    }
+
+    /// The port the DaemonSet declares and probes is the one the agent
+    /// listens on by default.
+    #[test]
+    fn probes_target_the_agents_default_metrics_port() {
+        let v = serde_json::to_value(agent_daemonset(&config())).unwrap();
+        let pod = &v["spec"]["template"]["spec"];
+        assert_eq!(pod["priorityClassName"], "system-node-critical");
+        let c = &pod["containers"][0];
+        assert_eq!(c["ports"][0]["name"], "metrics");
+        assert_eq!(
+            c["ports"][0]["containerPort"],
+            i64::from(crate::agent::config::DEFAULT_METRICS_PORT)
+        );
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+        for probe in ["livenessProbe", "readinessProbe"] {
+            assert_eq!(c[probe]["httpGet"]["port"], c["ports"][0]["name"]);
+        }
+        let env: Vec<(&str, &str)> = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
+            .collect();
+        assert!(env.contains(&("WARDEN_LOG_FORMAT", "json")));
+        assert!(env.contains(&("RUST_LOG", "info")));
     }
 
     #[test]
