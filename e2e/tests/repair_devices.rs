@@ -75,8 +75,9 @@ fn findings_for<'a>(report: &'a Value, id: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// The shared body: `break_it` narrows the broken container's access.
-fn scenario(tag: &str, break_it: impl FnOnce(&Container)) {
+/// The shared body: `break_it` narrows the broken container's access;
+/// `after_fix` checks the broken container once `--fix` repaired it.
+fn scenario(tag: &str, break_it: impl FnOnce(&Container), after_fix: impl FnOnce(&Container)) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let f = fleet(tag);
     assert!(opens(&f.broken), "healthy before the breakage");
@@ -129,6 +130,7 @@ fn scenario(tag: &str, break_it: impl FnOnce(&Container)) {
         opens(&f.broken),
         "the container opens /dev/null and /dev/urandom again"
     );
+    after_fix(&f.broken);
 
     // Idempotent: nothing left to do.
     let again = warden::check_json(&["--fix"]).expect("fix again");
@@ -150,9 +152,13 @@ fn v1_rules_removed_from_one_container_are_restored() {
     if !prerequisites("v1_rules_removed") {
         return;
     }
-    scenario("v1", |c| {
-        warden_e2e::breakage::break_v1(&devices_dir(c)).expect("break v1");
-    });
+    scenario(
+        "v1",
+        |c| {
+            warden_e2e::breakage::break_v1(&devices_dir(c)).expect("break v1");
+        },
+        |_| {},
+    );
 }
 
 #[test]
@@ -165,7 +171,36 @@ fn narrower_v2_program_on_one_container_is_replaced() {
     {
         return;
     }
-    scenario("v2", |c| {
-        warden_e2e::breakage::break_v2(&unified_dir(c)).expect("break v2");
-    });
+    // On this hybrid host the container has a v1 devices cgroup, which
+    // governs (runc attaches no v2 program): the repair only detaches the
+    // denying program and attaches none of its own, so the cgroup's own
+    // program list is what it was before the breakage.
+    let before = std::cell::RefCell::new(Vec::new());
+    scenario(
+        "v2",
+        |c| {
+            before.replace(own_programs(&unified_dir(c)));
+            let bad = warden_e2e::breakage::break_v2(&unified_dir(c)).expect("break v2");
+            assert!(own_programs(&unified_dir(c)).contains(&bad));
+        },
+        |c| {
+            assert_eq!(
+                own_programs(&unified_dir(c)),
+                *before.borrow(),
+                "after --fix the cgroup holds exactly the programs it had before the breakage"
+            );
+        },
+    );
+}
+
+/// The device programs attached at `dir` itself (not inherited).
+fn own_programs(dir: &Path) -> Vec<u32> {
+    use runtime_core::devices::bpf;
+    use std::os::fd::AsFd;
+    let cg = bpf::kernel::open_cgroup(dir).expect("open cgroup");
+    let mut ids = bpf::kernel::query(cg.as_fd(), false)
+        .expect("query")
+        .prog_ids;
+    ids.sort_unstable();
+    ids
 }
