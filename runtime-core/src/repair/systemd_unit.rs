@@ -356,7 +356,6 @@ pub(crate) fn plan_with(
     let Some(view) = read_unit(c, client, host, version).map_err(PlanError::Unreadable)? else {
         return Ok(None);
     };
-    explicit_rules_allowed(policy.explicit_rules, host.dev_char())?;
     let required = required_devices(policy, host);
     if finding.check == ids::DEVICE_ACCESS_BROKEN {
         let refused = refused_devices(finding, host);
@@ -375,6 +374,10 @@ pub(crate) fn plan_with(
             view.unit
         )));
     }
+    // Only now, when the unit is the cause and loses something: a policy
+    // that forbids the rewrite must not stop other repairs of a finding the
+    // unit has nothing to do with.
+    explicit_rules_allowed(policy.explicit_rules, host.dev_char())?;
     let rw = rewrite(&view, host, &required)?;
     if covers(&view.current.allow, &rw.entries) {
         return Err(PlanError::NotRepairable(format!(
@@ -1341,5 +1344,42 @@ mod tests {
         assert!(e.contains("freezer.state"), "the thaw error is lost: {e}");
         assert!(e.contains("still frozen"), "{e}");
         assert_eq!(std::fs::read_dir(&markers).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn explicit_rules_refuse_nothing_when_the_unit_is_not_the_cause() {
+        let c = container("a", None, false);
+        let broken = finding(
+            ids::DEVICE_ACCESS_BROKEN,
+            &["refused:/dev/null", "canary:/dev/null"],
+        );
+        // The unit denies nothing the container is entitled to: no plan
+        // here (the device cgroups are repaired instead), not a refusal.
+        let sd = FakeSystemd::new(&[
+            "char-pts rwm",
+            "/dev/null rwm",
+            "/dev/zero rwm",
+            "/dev/full rwm",
+            "/dev/random rwm",
+            "/dev/urandom rwm",
+            "/dev/tty rwm",
+            "/dev/net/tun rwm",
+            "char-* m",
+            "block-* m",
+        ]);
+        for (rules, dev_char) in [(ExplicitRules::Never, false), (ExplicitRules::Auto, true)] {
+            let policy = CheckPolicy {
+                explicit_rules: rules,
+                ..CheckPolicy::default()
+            };
+            let h = host_with_dev_char(dev_char);
+            assert!(
+                matches!(
+                    plan_with(&broken, &c, &policy, &sd, &h, Some(252)),
+                    Ok(None)
+                ),
+                "{rules:?}"
+            );
+        }
     }
 }
