@@ -58,6 +58,14 @@ pub enum LeaderError {
 }
 
 impl LeaseTimings {
+    /// How long work may go on after this replica stopped renewing before
+    /// another replica may take the Lease: a leader gives up at most
+    /// `renew_deadline` after the start of its last successful renewal, and
+    /// nobody else takes the Lease before `duration` after it.
+    pub fn margin(self) -> Duration {
+        self.duration.saturating_sub(self.renew_deadline)
+    }
+
     /// Check that the timings allow a single leader.
     pub fn validate(self) -> Result<Self, LeaderError> {
         if self.renew_deadline < self.duration && self.retry < self.renew_deadline {
@@ -156,6 +164,9 @@ pub struct Elector {
     identity: String,
     timings: LeaseTimings,
     observed: Mutex<Option<(Record, Instant)>>,
+    /// When the last successful create/take/renew *started*: the Lease's
+    /// validity runs from no earlier than that, whatever the answer's delay.
+    renewed: Mutex<Option<Instant>>,
     clock: Clock,
 }
 
@@ -196,6 +207,7 @@ impl Elector {
             identity: identity.to_owned(),
             timings,
             observed: Mutex::new(None),
+            renewed: Mutex::new(None),
             clock,
         }
     }
@@ -226,6 +238,7 @@ impl Elector {
 
     /// One round: read the Lease and create, take, renew it, or wait.
     pub async fn try_acquire_or_renew(&self) -> Result<Role, LeaderError> {
+        let started = (self.clock)();
         let lease = self
             .api
             .get_opt(&self.name)
@@ -282,6 +295,10 @@ impl Elector {
             Ok(written) => {
                 // Our own write is a change we saw.
                 self.unchanged_for(written.spec.as_ref(), (self.clock)());
+                *self
+                    .renewed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(started);
                 Ok(Role::Leader)
             }
             // Another replica created or wrote the Lease first.
@@ -311,20 +328,37 @@ impl Elector {
 
     /// Keep renewing until `stop` becomes true or the Lease is lost: another
     /// replica holds it, or no renewal succeeded for the renew deadline.
+    ///
+    /// Each renewal gets only the time left before the renew deadline
+    /// (counted from the start of the last successful one): a request that
+    /// hangs ends this replica's leadership in time, instead of blocking the
+    /// deadline check while another replica takes the Lease.
     pub async fn hold(&self, stop: &mut watch::Receiver<bool>) -> HoldEnd {
-        let mut last_renewal = (self.clock)();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.timings.retry) => {}
                 _ = stop.wait_for(|s| *s) => return HoldEnd::Shutdown,
             }
-            match self.try_acquire_or_renew().await {
-                Ok(Role::Leader) => last_renewal = (self.clock)(),
-                Ok(Role::Follower) => {
+            let last_renewal = self
+                .renewed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| (self.clock)());
+            let left = self
+                .timings
+                .renew_deadline
+                .saturating_sub((self.clock)().saturating_duration_since(last_renewal));
+            if left.is_zero() {
+                tracing::error!(lease = %self.name, "could not renew the Lease in time");
+                return HoldEnd::Lost;
+            }
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(Role::Leader)) => {}
+                Ok(Ok(Role::Follower)) => {
                     tracing::error!(lease = %self.name, "lost the Lease to another replica");
                     return HoldEnd::Lost;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "renewing the Lease failed");
                     if (self.clock)().saturating_duration_since(last_renewal)
                         >= self.timings.renew_deadline
@@ -332,6 +366,10 @@ impl Elector {
                         tracing::error!(lease = %self.name, "could not renew the Lease in time");
                         return HoldEnd::Lost;
                     }
+                }
+                Err(_) => {
+                    tracing::error!(lease = %self.name, "renewing the Lease did not finish before the renew deadline");
+                    return HoldEnd::Lost;
                 }
             }
         }
@@ -414,6 +452,7 @@ mod tests {
             retry: Duration::from_secs(2),
         };
         assert!(ok.validate().is_ok());
+        assert_eq!(ok.margin(), Duration::from_secs(5));
         assert!(LeaseTimings {
             renew_deadline: Duration::from_secs(15),
             ..ok

@@ -146,16 +146,28 @@ async fn operate(args: &OperatorArgs) -> Result<(), OperatorError> {
         tracing::warn!(error = %e, "initial apply of the agent DaemonSet failed; reconciles will retry");
     }
 
-    // `leading` turns true when the controller must stop: shutdown
-    // requested, or the Lease lost.
+    // `halt` turns true when the controller must stop: shutdown requested,
+    // or the Lease lost. From then on nothing renews the Lease, so running
+    // reconciles get only the margin before another replica may take it
+    // over; whatever is still running then is dropped (cancelled).
+    let margin = timings.margin();
     let (halt_tx, halt) = watch::channel(false);
-    let controller = run_controller(client, agent, args, &identity, halt);
-    let holder = async {
-        let end = elector.hold(&mut stop).await;
-        let _ = halt_tx.send(true);
-        end
+    let controller = run_controller(client, agent, args, &identity, halt, margin);
+    tokio::pin!(controller);
+    let holder = elector.hold(&mut stop);
+    tokio::pin!(holder);
+    let mut controller_done = false;
+    let end = tokio::select! {
+        end = &mut holder => end,
+        () = &mut controller => {
+            controller_done = true;
+            holder.await
+        }
     };
-    let ((), end) = tokio::join!(controller, holder);
+    let _ = halt_tx.send(true);
+    if !controller_done && tokio::time::timeout(margin, &mut controller).await.is_err() {
+        tracing::warn!(margin = ?margin, "reconciles still running when leadership ended; cancelled them");
+    }
     match end {
         HoldEnd::Shutdown => {
             if let Err(e) = elector.release().await {
@@ -203,6 +215,7 @@ async fn run_controller(
     args: &OperatorArgs,
     identity: &str,
     mut halt: watch::Receiver<bool>,
+    margin: Duration,
 ) {
     let (nodes, node_writer) = reflector::store();
     let node_events = reflector(
@@ -241,7 +254,9 @@ async fn run_controller(
         ),
         stale_after: Duration::from_secs(args.report_stale_after_seconds.into()),
         resync: Duration::from_secs(args.resync_seconds.into()),
-        cache_wait: reconcile::CACHE_WAIT,
+        // A reconcile waiting for the caches must still finish within the
+        // margin a stopping leader has.
+        cache_wait: reconcile::CACHE_WAIT.min(margin),
         clock: Timestamp::now,
         failures: Mutex::new(HashMap::new()),
     });

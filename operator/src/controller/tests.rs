@@ -654,6 +654,67 @@ async fn the_leader_renews_and_releases() {
     assert_no_more_requests(handle).await;
 }
 
+/// A renewal whose request never gets an answer must not keep the replica
+/// leading: it stops within the renew deadline of the start of its last
+/// successful renewal, well before another replica could take the Lease
+/// (the lease duration after it last saw a change).
+#[tokio::test]
+async fn a_hung_renewal_ends_leadership_before_the_lease_can_be_taken() {
+    let (client, mut handle) = mock_client();
+    // Real time, short timings: the test takes about one renew deadline.
+    let timings = LeaseTimings {
+        duration: Duration::from_millis(1500),
+        renew_deadline: Duration::from_millis(1000),
+        retry: Duration::from_millis(200),
+    };
+    let elector = Arc::new(Elector::new(
+        Api::<Lease>::namespaced(client, "runtime-warden"),
+        "warden-operator",
+        "operator-a",
+        timings,
+    ));
+    let mine = serde_json::to_value(lease("operator-a", "3", 1)).unwrap();
+    let (_stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    let e = elector.clone();
+    let task = tokio::spawn(async move {
+        assert_eq!(e.try_acquire_or_renew().await.unwrap(), Role::Leader);
+        let end = e.hold(&mut stop).await;
+        (end, std::time::Instant::now())
+    });
+
+    // The acquisition: its request starts no later than the mock sees it.
+    answer(&mut handle, StatusCode::OK, mine.clone()).await;
+    let acquired_by = std::time::Instant::now();
+    answer(&mut handle, StatusCode::OK, mine).await;
+
+    // The first renewal's read never gets an answer.
+    let (hung, _never_answered) =
+        tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+            .await
+            .expect("a renewal within 10 s")
+            .expect("the client is alive");
+    assert_eq!(hung.uri().path(), LEASE_PATH);
+
+    let (end, ended_at) = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the elector gives up on its own")
+        .unwrap();
+    assert_eq!(end, super::leader::HoldEnd::Lost);
+    let after = ended_at.saturating_duration_since(acquired_by);
+    assert!(
+        after <= timings.renew_deadline + Duration::from_millis(100),
+        "stopped {after:?} after the last renewal started"
+    );
+    assert!(
+        after < timings.duration,
+        "another replica could lead by now"
+    );
+
+    drop(elector);
+    drop(_never_answered);
+    assert_no_more_requests(handle).await;
+}
+
 #[tokio::test]
 async fn only_node_set_and_label_changes_trigger_reconciles() {
     let relabelled = {
