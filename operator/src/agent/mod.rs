@@ -313,6 +313,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
             node_rx.clone(),
             spec_rx,
             ReportGate::new(args.report_min_interval, args.report_heartbeat),
+            report::APPLY_TIMEOUT,
             move || ready.set_ready(),
         ));
         sinks.api = Some(spec_tx);

@@ -235,6 +235,9 @@ pub enum ReportError {
     /// The node has no uid yet (it must own its report).
     #[error("node {0} has no uid: cannot own its report")]
     NodeWithoutUid(String),
+    /// The API server did not answer in time.
+    #[error("apply NodeRuntimeReport: no answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Write `report` to `path` atomically: a temporary file in the same
@@ -284,16 +287,23 @@ pub async fn apply(
 const RETRY_BASE: Duration = Duration::from_secs(1);
 /// Longest wait between apply attempts.
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Longest wait for one apply's answer. A connection that hangs (a dead API
+/// server endpoint, a half-open TCP connection) would otherwise stop every
+/// later report write.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Apply the newest report from `specs` whenever the gate lets it through,
 /// once `node` is known (it owns the report); call `written` after each
 /// successful apply. Retries with backoff, always with the newest report.
-/// Runs until `specs`' sender is dropped.
+/// Each apply gets at most `apply_timeout` ([`APPLY_TIMEOUT`] outside
+/// tests); one that takes longer counts as failed. Runs until `specs`'
+/// sender is dropped.
 pub async fn publish_loop(
     client: Client,
     mut node: watch::Receiver<Option<Node>>,
     mut specs: watch::Receiver<Option<NodeRuntimeReportSpec>>,
     mut gate: ReportGate,
+    apply_timeout: Duration,
     written: impl Fn() + Send + 'static,
 ) {
     let mut retry = RETRY_BASE;
@@ -316,7 +326,10 @@ pub async fn publish_loop(
                 Err(_) => return,
             };
             let Some(owner) = owner else { continue };
-            match apply(&client, &owner, spec.clone()).await {
+            let applied = tokio::time::timeout(apply_timeout, apply(&client, &owner, spec.clone()))
+                .await
+                .unwrap_or(Err(ReportError::TimedOut(apply_timeout)));
+            match applied {
                 Ok(()) => {
                     gate.written(&spec, Instant::now());
                     retry = RETRY_BASE;

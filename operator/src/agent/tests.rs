@@ -168,6 +168,7 @@ async fn report_is_applied_when_its_content_changes_and_only_then() {
         node_rx,
         spec_rx,
         ReportGate::new(min, Duration::from_secs(3600)),
+        super::report::APPLY_TIMEOUT,
         move || {
             w.fetch_add(1, Ordering::SeqCst);
         },
@@ -245,6 +246,44 @@ async fn report_is_applied_when_its_content_changes_and_only_then() {
         .expect("publisher stops")
         .unwrap();
     silent(&mut handle, Duration::from_millis(100)).await;
+}
+
+/// An apply that never gets an answer times out and is retried: a hung
+/// connection does not stop report writes for good.
+#[tokio::test]
+async fn a_hung_apply_times_out_and_the_newest_report_is_retried() {
+    let (client, mut handle) = mock_client();
+    let (_node_tx, node_rx) = watch::channel(Some(node()));
+    let (spec_tx, spec_rx) = watch::channel(None);
+    let writes = Arc::new(AtomicUsize::new(0));
+    let w = Arc::clone(&writes);
+    let task = tokio::spawn(publish_loop(
+        client,
+        node_rx,
+        spec_rx,
+        ReportGate::new(Duration::ZERO, Duration::from_secs(3600)),
+        Duration::from_millis(200),
+        move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        },
+    ));
+
+    spec_tx.send_replace(Some(spec(1, 0)));
+    let (hung, _never_answered) = next(&mut handle).await;
+    assert_eq!(hung.method, "PATCH");
+    // Meanwhile the findings changed: the retry carries the newest.
+    spec_tx.send_replace(Some(spec(2, 1)));
+    let retried = answer(&mut handle, StatusCode::OK, ok_status()).await;
+    assert_eq!(retried.method, "PATCH");
+    assert_eq!(retried.body["summary"]["findings"], 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(writes.load(Ordering::SeqCst), 1);
+
+    drop(spec_tx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("publisher stops")
+        .unwrap();
 }
 
 fn pod_meta(ns: &str, name: &str, uid: &str) -> PartialObjectMeta<Pod> {
