@@ -1,7 +1,8 @@
 //! `warden operator`: the cluster side of Runtime Warden.
 //!
-//! One kube-runtime `Controller` reconciles every `RuntimePolicy`: it keeps
-//! the agent DaemonSet applied and writes each policy's status from the
+//! The agent DaemonSet is applied at start and again whenever it is edited
+//! or deleted (a watch on it, see [`keeper`]). One kube-runtime `Controller`
+//! reconciles every `RuntimePolicy`: it writes each policy's status from the
 //! nodes it selects and their `NodeRuntimeReport`s. Nodes and reports are
 //! watched through reflectors; a change to either (a node added, removed or
 //! relabelled; a report written) reconciles all policies, and every policy is
@@ -20,11 +21,12 @@
 //! | `runtimewarden.io` `runtimepolicies/status` | patch | status by server-side apply |
 //! | `runtimewarden.io` `noderuntimereports` | list, watch | aggregation |
 //! | core `nodes` | list, watch | which nodes a policy selects (metadata only) |
-//! | `apps` `daemonsets` in its namespace | get, create, patch | the agent, by server-side apply (which creates it the first time) |
+//! | `apps` `daemonsets` in its namespace | get, list, watch, create, patch | the agent, by server-side apply (which creates it the first time); watched to undo edits and deletions |
 //! | `coordination.k8s.io` `leases` in its namespace | get, create, update | leader election |
 //! | `events.k8s.io` `events` in `default` | create, patch | Events on (cluster-scoped) policies |
 
 pub mod daemonset;
+pub mod keeper;
 pub mod leader;
 pub mod reconcile;
 pub mod status;
@@ -37,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
@@ -139,12 +142,10 @@ async fn operate(args: &OperatorArgs) -> Result<(), OperatorError> {
         return Ok(());
     }
 
-    let agent = AgentConfig::from_args(args);
     // The agent runs even before the first policy exists: with no policy it
-    // applies the built-in defaults (Audit), i.e. it reports.
-    if let Err(e) = reconcile::apply_agent(&client, &agent).await {
-        tracing::warn!(error = %e, "initial apply of the agent DaemonSet failed; reconciles will retry");
-    }
+    // applies the built-in defaults (Audit), i.e. it reports. The keeper
+    // applies its DaemonSet as soon as its watch has listed.
+    let agent = AgentConfig::from_args(args);
 
     // `halt` turns true when the controller must stop: shutdown requested,
     // or the Lease lost. From then on nothing renews the Lease, so running
@@ -240,9 +241,22 @@ async fn run_controller(
     .touched_objects()
     .map(|_| ());
 
+    // The agent DaemonSet, watched (metadata only) so that an edit or a
+    // deletion is undone.
+    let agent_events = watcher::watcher(
+        Api::<PartialObjectMeta<DaemonSet>>::namespaced(client.clone(), &agent.namespace),
+        watcher::Config::default().fields(&format!("metadata.name={}", agent.name)),
+    )
+    .default_backoff();
+    let keeper = keeper::keep_applied(
+        client.clone(),
+        agent,
+        keeper::agent_changes(agent_events),
+        halt.clone(),
+    );
+
     let ctx = Arc::new(Context {
         client: client.clone(),
-        agent,
         nodes,
         reports,
         recorder: Recorder::new(
@@ -264,7 +278,7 @@ async fn run_controller(
     let halted = async move {
         let _ = halt.wait_for(|h| *h).await;
     };
-    Controller::new(
+    let controller = Controller::new(
         Api::<RuntimePolicy>::all(client),
         watcher::Config::default(),
     )
@@ -280,6 +294,6 @@ async fn run_controller(
             Ok((obj, action)) => tracing::debug!(policy = %obj.name, ?action, "reconciled"),
             Err(e) => tracing::debug!(error = %e, "controller"),
         }
-    })
-    .await;
+    });
+    futures::join!(controller, keeper);
 }

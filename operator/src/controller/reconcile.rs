@@ -1,6 +1,7 @@
-//! One reconcile of one `RuntimePolicy`: apply the agent DaemonSet, sum up
-//! the selected nodes' reports into the policy's status, record Events for
-//! condition changes. Errors requeue with a per-policy exponential backoff.
+//! One reconcile of one `RuntimePolicy`: sum up the selected nodes' reports
+//! into the policy's status, record Events for condition changes. Errors
+//! requeue with a per-policy exponential backoff. (The agent DaemonSet is
+//! applied by [`super::keeper`], not per reconcile.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,8 +40,6 @@ pub const CACHE_RETRY: Duration = Duration::from_secs(5);
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// What the agent DaemonSet is made from.
-    pub agent: AgentConfig,
     /// Nodes (metadata only), kept by a reflector.
     pub nodes: Store<PartialObjectMeta<Node>>,
     /// Reports, kept by a reflector.
@@ -179,21 +178,6 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let name = policy.name_any();
-    if let Err(e) = apply_agent(&ctx.client, &ctx.agent).await {
-        publish(
-            &ctx,
-            &policy,
-            &Event {
-                type_: EventType::Warning,
-                reason: "AgentApplyFailed".into(),
-                note: Some(e.to_string()),
-                action: "ApplyAgent".into(),
-                secondary: None,
-            },
-        )
-        .await;
-        return Err(e);
-    }
 
     // Until both reflectors have listed once, counts would be wrong (an
     // operator restart would flap every policy to "no nodes selected").

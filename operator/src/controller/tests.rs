@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use http::{Request, Response, StatusCode};
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, ObjectMeta, Time};
@@ -207,7 +208,6 @@ fn context_with(
 ) -> Arc<Context> {
     Arc::new(Context {
         client: client.clone(),
-        agent: agent(),
         nodes: nodes.as_reader(),
         reports: reports.as_reader(),
         recorder: Recorder::new(
@@ -248,27 +248,13 @@ fn ssa_query() -> BTreeMap<String, String> {
 }
 
 #[tokio::test]
-async fn reconcile_applies_the_agent_writes_status_and_records_an_event() {
+async fn reconcile_writes_status_and_records_an_event() {
     let (client, mut handle) = mock_client();
     let ctx = context(client);
     let task = tokio::spawn(reconcile(Arc::new(gpu_policy()), ctx));
 
-    // 1. Server-side apply of the agent DaemonSet, forced, as warden-operator.
-    let expected_ds = serde_json::to_value(agent_daemonset(&agent())).unwrap();
-    let ds = answer(&mut handle, StatusCode::OK, expected_ds.clone()).await;
-    assert_eq!(ds.method, "PATCH");
-    assert_eq!(
-        ds.path,
-        "/apis/apps/v1/namespaces/runtime-warden/daemonsets/warden-agent"
-    );
-    assert_eq!(ds.query, ssa_query());
-    assert_eq!(
-        ds.content_type.as_deref(),
-        Some("application/apply-patch+yaml")
-    );
-    assert_eq!(ds.body, expected_ds);
-
-    // 2. Server-side apply of the status subresource.
+    // 1. Server-side apply of the status subresource (no DaemonSet apply:
+    // that is the keeper's).
     let st = answer(
         &mut handle,
         StatusCode::OK,
@@ -309,7 +295,7 @@ async fn reconcile_applies_the_agent_writes_status_and_records_an_event() {
         })
     );
 
-    // 3. One Event: Degraded turned True. (Ready=True on a new policy is
+    // 2. One Event: Degraded turned True. (Ready=True on a new policy is
     // not news.)
     let ev = answer(&mut handle, StatusCode::CREATED, json!({})).await;
     assert_eq!(ev.method, "POST");
@@ -338,17 +324,13 @@ async fn reconcile_applies_the_agent_writes_status_and_records_an_event() {
 
 #[tokio::test]
 async fn an_unchanged_status_is_not_written_again() {
-    let (client, mut handle) = mock_client();
+    let (client, handle) = mock_client();
     let ctx = context(client);
     let mut policy = gpu_policy();
     policy.status = Some(desired_status(&policy, &ctx));
     let task = tokio::spawn(reconcile(Arc::new(policy), ctx));
 
-    let ds = answer(&mut handle, StatusCode::OK, json!({})).await;
-    assert_eq!(
-        ds.path,
-        "/apis/apps/v1/namespaces/runtime-warden/daemonsets/warden-agent"
-    );
+    // Nothing to write at all.
     assert_eq!(
         task.await.unwrap().unwrap(),
         Action::requeue(Duration::from_secs(300))
@@ -358,16 +340,14 @@ async fn an_unchanged_status_is_not_written_again() {
 
 #[tokio::test]
 async fn no_status_is_written_before_the_caches_have_listed() {
-    let (client, mut handle) = mock_client();
+    let (client, handle) = mock_client();
     // Writers alive but never listed: the reflectors are still starting.
     let nodes: Writer<PartialObjectMeta<Node>> = Writer::default();
     let reports: Writer<NodeRuntimeReport> = Writer::default();
     let ctx = context_with(client, &nodes, &reports);
     let task = tokio::spawn(reconcile(Arc::new(gpu_policy()), ctx));
-    let ds = answer(&mut handle, StatusCode::OK, json!({})).await;
-    assert_eq!(ds.method, "PATCH");
-    // The DaemonSet is applied, but no status with zero nodes is written:
-    // the reconcile comes back shortly instead.
+    // No status with zero nodes is written: the reconcile comes back
+    // shortly instead.
     assert_eq!(
         task.await.unwrap().unwrap(),
         Action::requeue(super::reconcile::CACHE_RETRY)
@@ -382,25 +362,17 @@ async fn failures_back_off_exponentially_and_success_resets() {
     let ctx = context(client);
     let policy = Arc::new(gpu_policy());
 
-    // 500 on the DaemonSet: the reconcile fails after recording why.
+    // 500 on the status: the reconcile fails.
     let task = tokio::spawn(reconcile(policy.clone(), ctx.clone()));
-    answer(
+    let st = answer(
         &mut handle,
         StatusCode::INTERNAL_SERVER_ERROR,
         api_status(500, "InternalError"),
     )
     .await;
-    let ev = answer(&mut handle, StatusCode::CREATED, json!({})).await;
-    assert_eq!(
-        (ev.method.as_str(), &ev.body["reason"]),
-        ("POST", &json!("AgentApplyFailed"))
-    );
-    assert_eq!(ev.body["type"], "Warning");
+    assert!(st.path.ends_with("/runtimepolicies/gpu/status"));
     let err = task.await.unwrap().unwrap_err();
-    assert!(
-        matches!(err, ReconcileError::ApplyDaemonSet { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ReconcileError::PatchStatus { .. }), "{err}");
     assert_eq!(
         error_policy(policy.clone(), &err, ctx.clone()),
         Action::requeue(Duration::from_secs(1))
@@ -408,7 +380,6 @@ async fn failures_back_off_exponentially_and_success_resets() {
 
     // 409 on the status: fails again, the wait doubles.
     let task = tokio::spawn(reconcile(policy.clone(), ctx.clone()));
-    answer(&mut handle, StatusCode::OK, json!({})).await;
     let st = answer(
         &mut handle,
         StatusCode::CONFLICT,
@@ -426,7 +397,6 @@ async fn failures_back_off_exponentially_and_success_resets() {
 
     // The retry succeeds (events answered), which resets the count.
     let task = tokio::spawn(reconcile(policy.clone(), ctx.clone()));
-    answer(&mut handle, StatusCode::OK, json!({})).await;
     answer(
         &mut handle,
         StatusCode::OK,
@@ -451,7 +421,6 @@ async fn failures_back_off_exponentially_and_success_resets() {
 async fn a_failed_event_does_not_fail_the_reconcile() {
     let (client, mut handle) = mock_client();
     let task = tokio::spawn(reconcile(Arc::new(gpu_policy()), context(client)));
-    answer(&mut handle, StatusCode::OK, json!({})).await;
     answer(
         &mut handle,
         StatusCode::OK,
@@ -750,4 +719,91 @@ async fn only_node_set_and_label_changes_trigger_reconciles() {
     );
     assert_eq!(super::node_changes(stream).count().await, 1);
     assert_eq!(store.state().len(), 1);
+}
+
+fn agent_ds(generation: i64, resource_version: &str) -> PartialObjectMeta<DaemonSet> {
+    let mut ds = PartialObjectMeta::<DaemonSet>::default();
+    ds.metadata.name = Some("warden-agent".into());
+    ds.metadata.namespace = Some("runtime-warden".into());
+    ds.metadata.generation = Some(generation);
+    ds.metadata.resource_version = Some(resource_version.into());
+    ds
+}
+
+#[tokio::test]
+async fn the_agent_is_reapplied_on_list_spec_change_and_deletion_only() {
+    let events: Vec<Result<Event<PartialObjectMeta<DaemonSet>>, watcher::Error>> = vec![
+        Ok(Event::Init),
+        Ok(Event::InitApply(agent_ds(1, "10"))),
+        Ok(Event::InitDone),                  // 1: applied at start
+        Ok(Event::Apply(agent_ds(1, "11"))),  // status only: ignored
+        Ok(Event::Apply(agent_ds(2, "12"))),  // 2: spec edited
+        Ok(Event::Apply(agent_ds(2, "13"))),  // status only: ignored
+        Ok(Event::Delete(agent_ds(2, "14"))), // 3: deleted
+        Ok(Event::Apply(agent_ds(1, "15"))),  // 4: re-created
+    ];
+    let applies = super::keeper::agent_changes(futures::stream::iter(events))
+        .count()
+        .await;
+    assert_eq!(applies, 4);
+}
+
+/// The keeper applies exactly the DaemonSet, once per change, retries a
+/// failure with backoff, and makes no request while nothing changes.
+#[tokio::test]
+async fn the_keeper_applies_once_per_change_and_retries_failures() {
+    let (client, mut handle) = mock_client();
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (halt_tx, halt) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(super::keeper::keep_applied(
+        client,
+        agent(),
+        tokio_stream_from(changes_rx),
+        halt,
+    ));
+
+    changes_tx.send(()).unwrap();
+    let expected_ds = serde_json::to_value(agent_daemonset(&agent())).unwrap();
+    let ds = answer(&mut handle, StatusCode::OK, expected_ds.clone()).await;
+    assert_eq!(ds.method, "PATCH");
+    assert_eq!(
+        ds.path,
+        "/apis/apps/v1/namespaces/runtime-warden/daemonsets/warden-agent"
+    );
+    assert_eq!(ds.query, ssa_query());
+    assert_eq!(
+        ds.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(ds.body, expected_ds);
+
+    // A failure is retried (after the first backoff, 1 s) until it works.
+    changes_tx.send(()).unwrap();
+    answer(
+        &mut handle,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        api_status(500, "InternalError"),
+    )
+    .await;
+    let retried = answer(&mut handle, StatusCode::OK, expected_ds.clone()).await;
+    assert_eq!(retried.body, expected_ds);
+
+    // Nothing changes: nothing is sent.
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), handle.next_request()).await;
+    assert!(quiet.is_err(), "unexpected request");
+
+    halt_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the keeper stops on halt")
+        .unwrap();
+    drop(changes_tx);
+    assert_no_more_requests(handle).await;
+}
+
+/// An mpsc receiver as a stream (no tokio-stream dependency).
+fn tokio_stream_from(
+    rx: tokio::sync::mpsc::UnboundedReceiver<()>,
+) -> impl futures::Stream<Item = ()> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
 }
