@@ -19,6 +19,18 @@
 //!
 //! SIGTERM/SIGINT: repairs not yet started are abandoned, the running one
 //! finishes (a few writes), and the agent exits.
+//!
+//! Permissions it needs (for the chart's ClusterRole; all cluster-wide, as
+//! the agent's reads are filtered by field selectors, which RBAC cannot
+//! express):
+//!
+//! | resource | verbs | why |
+//! |---|---|---|
+//! | core `nodes` | get, list, watch | its own Node (`metadata.name=` field selector): labels for policy selection, uid to own its report |
+//! | `runtimewarden.io` `runtimepolicies` | list, watch | the policies selecting its node, merged |
+//! | core `pods` | list, watch | the pods on its node (`spec.nodeName=` field selector), to name them in findings and Events |
+//! | `runtimewarden.io` `noderuntimereports` | create, patch | its node's report, by server-side apply (which creates it the first time) |
+//! | `events.k8s.io` `events` | create, patch | Events on affected Pods (their namespace) and on the Node (`default`) |
 
 pub mod config;
 pub mod engine;
