@@ -311,7 +311,11 @@ impl Elector {
     /// (`false`). API errors are logged and retried.
     pub async fn acquire(&self, stop: &mut watch::Receiver<bool>) -> bool {
         loop {
-            match self.try_acquire_or_renew().await {
+            // A hung request must not stall the candidate for good; a write
+            // that landed anyway shows up as ours next round (Renew).
+            let attempt =
+                tokio::time::timeout(self.timings.renew_deadline, self.try_acquire_or_renew());
+            match attempt.await.unwrap_or(Ok(Role::Follower)) {
                 Ok(Role::Leader) => {
                     tracing::info!(lease = %self.name, identity = %self.identity, "became leader");
                     return true;
