@@ -11,9 +11,10 @@
 //! Node. `/metrics`, `/healthz` and `/readyz` are served on
 //! `--metrics-addr`.
 //!
-//! Freezes: a repair never freezes (repairs only widen access), but other
-//! tools built on runtime-core's freezer leave markers under
-//! `<state-dir>/frozen/` before freezing. At start the agent thaws every
+//! Freezes: the repairs that freeze (a systemd `DeviceAllow=` rewrite on
+//! cgroup v1, a narrowing v1 update) leave a marker under
+//! `<state-dir>/frozen/` before freezing, as anything built on runtime-core's
+//! freezer does. At start the agent thaws every
 //! cgroup whose marker's owner is dead, and on the way out every cgroup whose
 //! marker names itself, so nothing stays frozen behind it.
 //!
@@ -460,8 +461,8 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
     }
 
     drop(triggers);
-    // Nothing of ours should be frozen (repairs never freeze), but a marker
-    // naming this process means a guard did not get to thaw: do it now.
+    // A marker naming this process means one of our repairs froze a cgroup
+    // and did not get to thaw it: thaw it now.
     let n = thaw_left_frozen(&markers, &procfs);
     if n > 0 {
         tracing::warn!(thawed = n, "thawed cgroups on the way out");
