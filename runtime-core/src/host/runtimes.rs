@@ -11,7 +11,7 @@ use super::{HostRoot, Unreadable};
 
 /// A container runtime component this project knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum RuntimeKind {
     /// The OCI reference runtime.
     Runc,
@@ -261,5 +261,17 @@ mod tests {
         assert_eq!(parse_semver("1.1.5"), Some((1, 1, 5)));
         assert_eq!(parse_semver("1.8"), Some((1, 8, 0)));
         assert_eq!(parse_semver("x"), None);
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::RuntimeKind;
+
+    #[test]
+    fn kinds_serialize_as_their_binary_names() {
+        for k in RuntimeKind::ALL {
+            assert_eq!(serde_json::to_value(k).expect("json"), k.binary());
+        }
     }
 }
