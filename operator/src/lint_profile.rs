@@ -154,7 +154,7 @@ fn resolve_targets(specs: &[String]) -> anyhow::Result<Vec<Target>> {
     let mut out = Vec::new();
     for s in specs {
         if s == "host" {
-            let (found, _) = runtimes::discover(&HostRoot::new("/"), Duration::from_secs(5));
+            let (found, _) = runtimes::discover(&HostRoot::new("/"), Duration::from_secs(5), None);
             let host: Vec<Target> = found
                 .iter()
                 .filter(|r| matches!(r.kind, RuntimeKind::Runc | RuntimeKind::Crun))

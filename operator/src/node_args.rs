@@ -37,6 +37,12 @@ pub struct NodeArgs {
     /// frozen are thawed when the agent starts.
     #[arg(long, value_name = "DIR", default_value = "/run/warden")]
     pub state_dir: PathBuf,
+    /// Find and run the host's runtime binaries (runc, crun, containerd) in
+    /// the mount namespace of this process: `1` in the agent's pod, which
+    /// shares the host's PID namespace but not its filesystem. Without it
+    /// they are looked up under `--host-root` and run from here.
+    #[arg(long, value_name = "PID")]
+    pub host_binaries_pid: Option<i32>,
 }
 
 impl NodeArgs {
@@ -60,6 +66,7 @@ impl NodeArgs {
                 containerd_tasks: self.containerd_tasks.clone(),
             },
             state_dir: Some(self.state_dir.clone()),
+            binaries_ns_pid: self.host_binaries_pid,
         }
     }
 

@@ -63,6 +63,7 @@ fn opts(root: &Path) -> ScanOptions {
         state_dirs: StateDirs::default(),
         state_dir: Some("/run/warden".into()),
         live: false,
+        binaries_ns_pid: None,
     }
 }
 

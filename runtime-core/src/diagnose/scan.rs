@@ -24,6 +24,9 @@ pub struct ScanOptions {
     /// Whether to run checks that touch the live system (canary processes,
     /// reading eBPF programs). Off for fixture roots.
     pub live: bool,
+    /// Look up and run the host's runtime binaries in the mount namespace of
+    /// this process (1 in the agent's pod); `None` runs them here.
+    pub binaries_ns_pid: Option<i32>,
 }
 
 impl ScanOptions {
@@ -35,6 +38,7 @@ impl ScanOptions {
             state_dirs: StateDirs::default(),
             state_dir: Some(PathBuf::from("/run/warden")),
             live: true,
+            binaries_ns_pid: None,
         }
     }
 }
@@ -94,7 +98,7 @@ pub struct ScanReport {
 
 /// Scan the node: host facts, discovery, every check.
 pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
-    let mut host = HostFacts::gather(&opts.root);
+    let mut host = HostFacts::gather_with(&opts.root, opts.binaries_ns_pid);
     let mut found = discovery::discover(&opts.root, host.cgroups.as_ref(), &opts.state_dirs);
     host.unreadable.append(&mut found.unreadable);
     let procfs = Procfs::new(opts.root.clone());

@@ -64,6 +64,13 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 impl HostFacts {
     /// Gather the facts of the host under `root`.
     pub fn gather(root: &HostRoot) -> Self {
+        Self::gather_with(root, None)
+    }
+
+    /// Gather the facts, looking up and running the host's runtime binaries
+    /// in the mount namespace of `binaries_ns_pid` when given (see
+    /// [`runtimes::discover`]).
+    pub fn gather_with(root: &HostRoot, binaries_ns_pid: Option<i32>) -> Self {
         let mut unreadable = Vec::new();
 
         let kernel_path = root.join("/proc/sys/kernel/osrelease");
@@ -100,7 +107,7 @@ impl HostFacts {
 
         let systemd = systemd_facts(root, &mut unreadable);
 
-        let (runtimes, errors) = runtimes::discover(root, VERSION_TIMEOUT);
+        let (runtimes, errors) = runtimes::discover(root, VERSION_TIMEOUT, binaries_ns_pid);
         unreadable.extend(errors);
 
         Self {

@@ -89,18 +89,35 @@ const SEARCH_DIRS: &[&str] = &[
 
 /// Find every known runtime under `root` and ask each for its version.
 /// Returns what was found and what could not be read.
-pub fn discover(root: &HostRoot, timeout: Duration) -> (Vec<RuntimeInfo>, Vec<Unreadable>) {
+///
+/// With `binaries_ns_pid`, the binaries are looked up and run in the mount
+/// namespace of that process (`nsenter -t PID -m`): the agent's pod shares
+/// the host's PID namespace but not its filesystem, and a host binary run
+/// from the pod would load the pod's libraries.
+pub fn discover(
+    root: &HostRoot,
+    timeout: Duration,
+    binaries_ns_pid: Option<i32>,
+) -> (Vec<RuntimeInfo>, Vec<Unreadable>) {
+    let lookup = match binaries_ns_pid {
+        Some(pid) => HostRoot::new(format!("/proc/{pid}/root")),
+        None => root.clone(),
+    };
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for kind in RuntimeKind::ALL {
         let Some((host_path, real_path)) = SEARCH_DIRS.iter().find_map(|d| {
             let host = Path::new(d).join(kind.binary());
-            let real = root.join(&host);
+            let real = lookup.join(&host);
             is_executable(&real).then_some((host, real))
         }) else {
             continue;
         };
-        let (version, version_raw) = match run_version(&real_path, kind.version_flag(), timeout) {
+        let probe = match binaries_ns_pid {
+            Some(pid) => run_in_mount_ns(pid, &host_path, kind.version_flag(), timeout),
+            None => run_version(&real_path, kind.version_flag(), timeout),
+        };
+        let (version, version_raw) = match probe {
             Ok(out) => {
                 let raw = parse_version_output(kind, &out);
                 (raw.as_deref().map(clean_version), raw)
@@ -124,6 +141,25 @@ pub fn discover(root: &HostRoot, timeout: Duration) -> (Vec<RuntimeInfo>, Vec<Un
     (found, errors)
 }
 
+/// Run `BIN FLAG` inside the mount namespace of `pid` with nsenter
+/// (util-linux), so the binary loads that namespace's libraries.
+fn run_in_mount_ns(pid: i32, bin: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
+    let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"]
+        .iter()
+        .map(Path::new)
+        .find(|p| is_executable(p))
+        .ok_or("nsenter (util-linux) is missing: cannot run the host's binaries in their mount namespace")?;
+    let args = [
+        "-t".to_string(),
+        pid.to_string(),
+        "-m".to_string(),
+        "--".to_string(),
+        bin.display().to_string(),
+        flag.to_string(),
+    ];
+    run_command(nsenter, &args, timeout)
+}
+
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p)
@@ -134,8 +170,15 @@ fn is_executable(p: &Path) -> bool {
 /// Run `BIN FLAG` (`--version`) with a deadline; stdout is returned.
 /// A binary that hangs is killed rather than stalling the whole scan.
 pub(crate) fn run_version(bin: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
+    run_command(bin, &[flag.to_string()], timeout)
+}
+
+/// Run `BIN ARGS...` with a deadline; stdout is returned. The last argument
+/// names the probe in errors.
+fn run_command(bin: &Path, args: &[String], timeout: Duration) -> Result<String, String> {
+    let flag = args.last().map(String::as_str).unwrap_or_default();
     let mut child = Command::new(bin)
-        .arg(flag)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -355,6 +355,7 @@ mod walk_tests {
             state_dirs: StateDirs::default(),
             state_dir: None,
             live: false,
+            binaries_ns_pid: None,
         };
         let policy = CheckPolicy {
             stuck_after: Duration::ZERO,
