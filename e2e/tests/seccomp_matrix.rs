@@ -205,7 +205,7 @@ fn run_all(
 }
 
 fn versions() -> BTreeMap<RuntimeKind, Version> {
-    let (found, _) = runtimes::discover(&HostRoot::new("/"), Duration::from_secs(5));
+    let (found, _) = runtimes::discover(&HostRoot::new("/"), Duration::from_secs(5), None);
     found
         .iter()
         .filter_map(|r| Some((r.kind, r.semver()?)))

@@ -197,7 +197,11 @@ pub fn agent_daemonset(c: &AgentConfig) -> DaemonSet {
         image_pull_policy: Some(pull_policy(c.pull_policy).into()),
         // hostPID: the host's runtime binaries are found and run in PID 1's
         // mount namespace, not in this image.
-        args: Some(vec!["agent".into(), "--host-binaries-pid".into(), "1".into()]),
+        args: Some(vec![
+            "agent".into(),
+            "--host-binaries-pid".into(),
+            "1".into(),
+        ]),
         env: Some(vec![
             field_env("NODE_NAME", "spec.nodeName"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
