@@ -216,7 +216,7 @@ impl Drop for Attempt {
 }
 
 /// Zombie or absent: either way it no longer runs anything.
-fn is_gone(pid: u32) -> bool {
+pub fn is_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
             s.rsplit_once(')')
@@ -254,7 +254,7 @@ fn init_pid(runtime: Runtime, id: &str) -> Option<u32> {
 }
 
 /// All descendants of `root`, from the ppid field of `/proc/*/stat`.
-fn descendants(root: u32) -> BTreeSet<u32> {
+pub fn descendants(root: u32) -> BTreeSet<u32> {
     let mut parent_of = Vec::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for e in entries.filter_map(|e| e.ok()) {

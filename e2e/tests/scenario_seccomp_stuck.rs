@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 use warden_e2e::container::unique_id;
 use warden_e2e::listener::{Answer, SeccompListener};
-use warden_e2e::start_probe::{cgroup_dirs, wchan};
+use warden_e2e::start_probe::{cgroup_dirs, descendants, is_gone, wchan};
 use warden_e2e::{testing, warden, Bundle, Container, Runtime};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -164,48 +164,6 @@ fn procs(dir: &Path) -> Vec<u32> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
-}
-
-/// Zombie or absent: either way it runs nothing (pid 1 here may not reap).
-fn is_gone(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                == Some("Z")
-        }
-        Err(_) => true,
-    }
-}
-
-fn descendants(root: u32) -> BTreeSet<u32> {
-    let mut edges = Vec::new();
-    if let Ok(rd) = fs::read_dir("/proc") {
-        for e in rd.filter_map(Result::ok) {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let ppid = fs::read_to_string(e.path().join("stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')
-                        .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok())
-                });
-            if let Some(pp) = ppid {
-                edges.push((pid, pp));
-            }
-        }
-    }
-    let mut found = BTreeSet::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (c, _) in edges.iter().filter(|(_, pp)| *pp == p) {
-            if found.insert(*c) {
-                frontier.push(*c);
-            }
-        }
-    }
-    found
 }
 
 /// Fields drop in order: containers first, then the listeners (closing a
