@@ -560,7 +560,7 @@ pub(crate) fn entries_as_text<S: serde::Serializer>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::devices::host_devices::ProcDevices;
     use crate::devices::DeviceType;

@@ -149,7 +149,6 @@ fn finding(c: &Container, view: &UnitView, required: &[(PathBuf, DeviceId)]) -> 
 mod tests {
     use super::*;
     use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
-    use crate::devices::DeviceType;
     use crate::discovery::{ContainerCgroups, RuntimeSource};
     use crate::systemd::{SystemdError, UnitProperty};
 
@@ -189,24 +188,9 @@ mod tests {
         }))
     }
 
+    /// The nspawn guest's /dev, shared with the repair's tests.
     fn host() -> HostDevices {
-        let nodes: Vec<(PathBuf, DeviceId)> = vec![
-            ("/dev/null".into(), (DeviceType::Char, 1, 3)),
-            ("/dev/zero".into(), (DeviceType::Char, 1, 5)),
-            ("/dev/full".into(), (DeviceType::Char, 1, 7)),
-            ("/dev/random".into(), (DeviceType::Char, 1, 8)),
-            ("/dev/urandom".into(), (DeviceType::Char, 1, 9)),
-            ("/dev/tty".into(), (DeviceType::Char, 5, 0)),
-            ("/dev/net/tun".into(), (DeviceType::Char, 10, 200)),
-        ];
-        HostDevices::from_parts(
-            nodes,
-            Vec::new(),
-            false,
-            crate::devices::host_devices::ProcDevices::parse(
-                "Character devices:\n  1 mem\n 10 misc\n136 pts\n",
-            ),
-        )
+        crate::repair::systemd_unit::tests::host()
     }
 
     fn container(systemd: bool) -> Container {
