@@ -638,6 +638,22 @@ pub(crate) mod tests {
 
     pub(crate) const OLD_SET: &[&str] = &["char-pts rwm", "char-* m", "block-* m"];
 
+    /// What runc 1.1.5 writes when `/sys/dev/char` exists: one
+    /// `/dev/char/M:m` entry per default device.
+    pub(crate) const RUNC_1_1_5_SET: &[&str] = &[
+        "char-pts rwm",
+        "/dev/char/1:3 rwm",
+        "/dev/char/1:5 rwm",
+        "/dev/char/1:7 rwm",
+        "/dev/char/1:8 rwm",
+        "/dev/char/1:9 rwm",
+        "/dev/char/5:0 rwm",
+        "/dev/char/5:2 rwm",
+        "/dev/char/10:200 rwm",
+        "char-* m",
+        "block-* m",
+    ];
+
     /// The nspawn guest's /dev: no /dev/char, no ptmx node.
     pub(crate) fn host() -> HostDevices {
         let nodes: Vec<(PathBuf, DeviceId)> = vec![
@@ -742,19 +758,7 @@ pub(crate) mod tests {
         assert_eq!(v.lost_required(&required).len(), 6);
 
         // What runc 1.1.5 writes when /sys/dev/char exists: fine on 252...
-        let sd = FakeSystemd::new(&[
-            "char-pts rwm",
-            "/dev/char/1:3 rwm",
-            "/dev/char/1:5 rwm",
-            "/dev/char/1:7 rwm",
-            "/dev/char/1:8 rwm",
-            "/dev/char/1:9 rwm",
-            "/dev/char/5:0 rwm",
-            "/dev/char/5:2 rwm",
-            "/dev/char/10:200 rwm",
-            "char-* m",
-            "block-* m",
-        ]);
+        let sd = FakeSystemd::new(RUNC_1_1_5_SET);
         let v = read_unit(&c, &sd, &h, Some(252)).unwrap().unwrap();
         assert!(v.lost.is_empty(), "{:?}", v.lost);
         // ...but a systemd that stats the path loses everything.

@@ -273,19 +273,7 @@ mod tests {
 
     #[test]
     fn complete_units_other_containers_and_unreadable_units_give_nothing() {
-        let complete = unit(&[
-            "char-pts rwm",
-            "/dev/char/1:3 rwm",
-            "/dev/char/1:5 rwm",
-            "/dev/char/1:7 rwm",
-            "/dev/char/1:8 rwm",
-            "/dev/char/1:9 rwm",
-            "/dev/char/5:0 rwm",
-            "/dev/char/5:2 rwm",
-            "/dev/char/10:200 rwm",
-            "char-* m",
-            "block-* m",
-        ]);
+        let complete = unit(crate::repair::systemd_unit::tests::RUNC_1_1_5_SET);
         let p = CheckPolicy::default();
         assert!(container_finding(&container(true), &complete, &host(), Some(252), &p).is_none());
         // The same unit on a systemd that stats /dev/char paths (none here).
