@@ -129,3 +129,46 @@ impl Drop for TestCgroup {
         eprintln!("warning: could not remove {}", self.dir.display());
     }
 }
+
+/// systemd 252's program for `DeviceAllow=char-pts rwm`, `char-* m`,
+/// `block-* m`, as `bpftool prog dump xlated` printed it in seed 003.
+pub fn seed_003_systemd_program() -> Vec<crate::devices::bpf::Insn> {
+    use crate::devices::bpf::{Insn, Reg as R};
+    vec![
+        Insn::load_u32(R::R2, R::R1, 0),
+        Insn::and32_imm(R::R2, 65535),
+        Insn::load_u32(R::R3, R::R1, 0),
+        Insn::rsh32_imm(R::R3, 16),
+        Insn::load_u32(R::R4, R::R1, 4),
+        Insn::load_u32(R::R5, R::R1, 8),
+        Insn::mov32_reg(R::R1, R::R3),
+        Insn::and32_imm(R::R1, 1),
+        Insn::jne_reg(R::R1, R::R3, 2),
+        Insn::jne_imm(R::R2, 1, 1),
+        Insn::ja(10),
+        Insn::mov32_reg(R::R1, R::R3),
+        Insn::and32_imm(R::R1, 1),
+        Insn::jne_reg(R::R1, R::R3, 2),
+        Insn::jne_imm(R::R2, 2, 1),
+        Insn::ja(5),
+        Insn::jne_imm(R::R2, 2, 2),
+        Insn::jne_imm(R::R4, 0x88, 1),
+        Insn::ja(2),
+        Insn::mov64_imm(R::R0, 0),
+        Insn::ja(1),
+        Insn::mov64_imm(R::R0, 1),
+        Insn::exit(),
+    ]
+}
+
+/// The runtimes' default device rules ([`crate::devices::expected::runtime_defaults`])
+/// plus `/dev/console` (`c 5:1 rwm`), which containerd's default spec adds.
+pub fn runtime_defaults_with_console() -> Vec<crate::devices::DeviceRule> {
+    let mut rules = crate::devices::expected::runtime_defaults();
+    rules.push(crate::devices::DeviceRule::allow_char(
+        5,
+        1,
+        crate::devices::Access::ALL,
+    ));
+    rules
+}

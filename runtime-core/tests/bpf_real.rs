@@ -313,68 +313,6 @@ fn bpftool_xlated(id: u32) -> Vec<Insn> {
         .collect()
 }
 
-/// systemd 252's program for `DeviceAllow=char-pts rwm`, `char-* m`,
-/// `block-* m` (seed 003's `bpftool prog dump xlated`).
-fn seed_systemd_program() -> Vec<Insn> {
-    use Reg as R;
-    vec![
-        Insn::load_u32(R::R2, R::R1, 0),
-        Insn::and32_imm(R::R2, 65535),
-        Insn::load_u32(R::R3, R::R1, 0),
-        Insn::rsh32_imm(R::R3, 16),
-        Insn::load_u32(R::R4, R::R1, 4),
-        Insn::load_u32(R::R5, R::R1, 8),
-        Insn::mov32_reg(R::R1, R::R3),
-        Insn::and32_imm(R::R1, 1),
-        Insn::jne_reg(R::R1, R::R3, 2),
-        Insn::jne_imm(R::R2, 1, 1),
-        Insn::ja(10),
-        Insn::mov32_reg(R::R1, R::R3),
-        Insn::and32_imm(R::R1, 1),
-        Insn::jne_reg(R::R1, R::R3, 2),
-        Insn::jne_imm(R::R2, 2, 1),
-        Insn::ja(5),
-        Insn::jne_imm(R::R2, 2, 2),
-        Insn::jne_imm(R::R4, 0x88, 1),
-        Insn::ja(2),
-        Insn::mov64_imm(R::R0, 0),
-        Insn::ja(1),
-        Insn::mov64_imm(R::R0, 1),
-        Insn::exit(),
-    ]
-}
-
-/// The runtimes' default device set (as runc and containerd grant it).
-fn runtime_default_set() -> Vec<DeviceRule> {
-    let mknod = |kind| DeviceRule {
-        allow: true,
-        kind,
-        major: None,
-        minor: None,
-        access: Access::MKNOD,
-    };
-    vec![
-        mknod(DeviceType::Char),
-        mknod(DeviceType::Block),
-        allow(1, 3),
-        allow(1, 5),
-        allow(1, 7),
-        allow(1, 8),
-        allow(1, 9),
-        allow(5, 0),
-        allow(5, 1),
-        allow(5, 2),
-        DeviceRule {
-            allow: true,
-            kind: DeviceType::Char,
-            major: Some(136),
-            minor: None,
-            access: Access::ALL,
-        },
-        allow(10, 200),
-    ]
-}
-
 #[test]
 fn seed_003_programs_anded_in_the_kernel_deny_dev_null() {
     if !prerequisites("seed_003_programs_anded_in_the_kernel_deny_dev_null") {
@@ -383,13 +321,13 @@ fn seed_003_programs_anded_in_the_kernel_deny_dev_null() {
     let cg = TestCgroup::new(Path::new(UNIFIED), "seed003");
     let cgfd = cg.fd();
     // The runtime's own program: /dev/null is allowed.
-    let ours = build(false, &runtime_default_set());
+    let ours = build(false, &testing::runtime_defaults_with_console());
     let runtime_prog = kernel::load_device_program(&ours).expect("load ours");
     kernel::attach_multi(cgfd.as_fd(), runtime_prog.as_fd()).expect("attach ours");
     assert_eq!(probe(&cg.path, &open_op("/dev/null", "rw")), Outcome::Ok);
 
     // daemon-reload: systemd attaches its program next to it.
-    let sd = seed_systemd_program();
+    let sd = testing::seed_003_systemd_program();
     let sd_prog = kernel::load_device_program(&sd).expect("load systemd's");
     kernel::attach_multi(cgfd.as_fd(), sd_prog.as_fd()).expect("attach systemd's");
 
@@ -534,7 +472,7 @@ fn atomic_replace_never_opens_a_window() {
             },
         ],
     );
-    let correct = build(false, &runtime_default_set());
+    let correct = build(false, &testing::runtime_defaults_with_console());
     let mut current = kernel::load_device_program(&narrow).expect("load narrow");
     kernel::attach_multi(cgfd.as_fd(), current.as_fd()).expect("attach");
     assert_eq!(probe(&cg.path, &open_op("/dev/zero", "r")), Outcome::Eperm);

@@ -96,23 +96,9 @@ fn rule(kind: DeviceType, major: Option<u32>, minor: Option<u32>, access: &str) 
 }
 
 /// The default device set container runtimes grant (runc's / containerd's
-/// list): mknod on everything, the pseudo devices, ptys, tun.
+/// list), with containerd's `/dev/console` on top.
 fn runtime_default_exceptions() -> Vec<DeviceRule> {
-    use DeviceType::{Block, Char};
-    vec![
-        rule(Char, None, None, "m"),
-        rule(Block, None, None, "m"),
-        rule(Char, Some(1), Some(3), "rwm"),
-        rule(Char, Some(1), Some(5), "rwm"),
-        rule(Char, Some(1), Some(7), "rwm"),
-        rule(Char, Some(1), Some(8), "rwm"),
-        rule(Char, Some(1), Some(9), "rwm"),
-        rule(Char, Some(5), Some(0), "rwm"),
-        rule(Char, Some(5), Some(1), "rwm"),
-        rule(Char, Some(5), Some(2), "rwm"),
-        rule(Char, Some(136), None, "rwm"),
-        rule(Char, Some(10), Some(200), "rwm"),
-    ]
+    crate::testing::runtime_defaults_with_console()
 }
 
 #[test]
@@ -268,36 +254,7 @@ proptest! {
     }
 }
 
-/// systemd 252's program for `DeviceAllow=char-pts rwm`, `char-* m`,
-/// `block-* m`, as `bpftool prog dump xlated` printed it in seed 003.
-pub(crate) fn seed_systemd_program() -> Vec<Insn> {
-    use Reg as R;
-    vec![
-        Insn::load_u32(R::R2, R::R1, 0),
-        Insn::and32_imm(R::R2, 65535),
-        Insn::load_u32(R::R3, R::R1, 0),
-        Insn::rsh32_imm(R::R3, 16),
-        Insn::load_u32(R::R4, R::R1, 4),
-        Insn::load_u32(R::R5, R::R1, 8),
-        Insn::mov32_reg(R::R1, R::R3),
-        Insn::and32_imm(R::R1, 1),
-        Insn::jne_reg(R::R1, R::R3, 2),
-        Insn::jne_imm(R::R2, 1, 1),
-        Insn::ja(10),
-        Insn::mov32_reg(R::R1, R::R3),
-        Insn::and32_imm(R::R1, 1),
-        Insn::jne_reg(R::R1, R::R3, 2),
-        Insn::jne_imm(R::R2, 2, 1),
-        Insn::ja(5),
-        Insn::jne_imm(R::R2, 2, 2),
-        Insn::jne_imm(R::R4, 0x88, 1),
-        Insn::ja(2),
-        Insn::mov64_imm(R::R0, 0),
-        Insn::ja(1),
-        Insn::mov64_imm(R::R0, 1),
-        Insn::exit(),
-    ]
-}
+use crate::testing::seed_003_systemd_program as seed_systemd_program;
 
 /// runc's program from seed 003 (the blocks the write-up shows: block and
 /// char mknod, c 1:3, c 1:5, c 136:*, then deny).
