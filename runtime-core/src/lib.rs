@@ -7,6 +7,7 @@
 //! real machine through the same code.
 
 pub mod cgroups;
+pub mod checks;
 pub mod devices;
 pub mod diagnose;
 pub mod discovery;

@@ -4,39 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; nothing will break because of it.
-    Info,
-    /// A latent hazard: something will break when a trigger happens.
-    Warning,
-    /// Broken now, or certain to break.
-    Error,
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        })
-    }
-}
-
-impl std::str::FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "info" => Ok(Severity::Info),
-            "warning" | "warn" => Ok(Severity::Warning),
-            "error" => Ok(Severity::Error),
-            other => Err(format!("unknown severity {other:?} (info, warning, error)")),
-        }
-    }
-}
+pub use crate::checks::Severity;
 
 /// Which container a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,16 +45,4 @@ pub struct Finding {
     /// Why it was or was not repaired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair_note: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn severity_orders_and_parses() {
-        assert!(Severity::Error > Severity::Warning && Severity::Warning > Severity::Info);
-        assert_eq!("WARN".parse::<Severity>(), Ok(Severity::Warning));
-        assert!("fatal".parse::<Severity>().is_err());
-    }
 }
