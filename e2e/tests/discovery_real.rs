@@ -9,7 +9,7 @@ use std::path::Path;
 
 use runtime_core::cgroups::CgroupLayout;
 use runtime_core::discovery::{self, RuntimeSource, StateDirs};
-use runtime_core::host::HostRoot;
+use runtime_core::root::HostRoot;
 use serde_json::Value;
 use warden_e2e::container::unique_id;
 use warden_e2e::containerd::Containerd;

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use runtime_core::host::{runtimes, HostRoot, RuntimeKind};
+use runtime_core::host::{runtimes, RuntimeKind};
+use runtime_core::root::HostRoot;
 use runtime_core::seccomp::runtimes::{expected_effect, table_syscalls, NotifyEffect, Version};
 use serde_json::json;
 use warden_e2e::listener::{Answer, SeccompListener};
@@ -205,7 +206,10 @@ fn run_all(
 }
 
 fn versions() -> BTreeMap<RuntimeKind, Version> {
-    let (found, _) = runtimes::discover(&HostRoot::new("/"), Duration::from_secs(5), None);
+    let (found, _) = runtimes::discover(
+        &runtime_core::ports::RealHostPrograms::new(HostRoot::new("/"), None),
+        Duration::from_secs(5),
+    );
     found
         .iter()
         .filter_map(|r| Some((r.kind, r.semver()?)))

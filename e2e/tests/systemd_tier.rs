@@ -22,7 +22,7 @@ use runtime_core::devices::host_devices::HostDevices;
 use runtime_core::devices::oci::rules_from_oci;
 use runtime_core::devices::systemd::{DeviceAllowEntry, DevicePolicy, SystemdDevices};
 use runtime_core::devices::{Access, DeviceRule, DeviceType};
-use runtime_core::host::HostRoot;
+use runtime_core::root::HostRoot;
 use runtime_core::systemd::{BusPaths, DbusSystemd, SystemdClient};
 use runtime_core::testing;
 use warden_e2e::nspawn::{works, Nspawn};

@@ -73,6 +73,7 @@ pub enum LintOutput {
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
+        .map_err(|e: runtime_core::checks::UnknownSeverity| e.to_string())
 }
 
 /// One file's result.
@@ -154,7 +155,10 @@ fn resolve_targets(specs: &[String]) -> anyhow::Result<Vec<Target>> {
     let mut out = Vec::new();
     for s in specs {
         if s == "host" {
-            let (found, _) = runtimes::discover(&HostRoot::new("/"), Duration::from_secs(5), None);
+            let (found, _) = runtimes::discover(
+                &runtime_core::ports::RealHostPrograms::new(HostRoot::new("/"), None),
+                Duration::from_secs(5),
+            );
             let host: Vec<Target> = found
                 .iter()
                 .filter(|r| matches!(r.kind, RuntimeKind::Runc | RuntimeKind::Crun))

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 use runtime_core::diagnose::ScanOptions;
 use runtime_core::discovery::StateDirs;
-use runtime_core::host::HostRoot;
+use runtime_core::ports::Ports;
+use runtime_core::root::HostRoot;
 
 /// Host root, runtime state directories and Warden's own state directory.
 #[derive(Debug, Clone, Args)]
@@ -53,12 +54,10 @@ impl NodeArgs {
 
     /// Scan options for the engine.
     pub fn scan_options(&self) -> ScanOptions {
-        let root = self.root();
+        // Canary processes and eBPF reads only make sense on the machine we
+        // run on: the ports of another root leave them out.
         ScanOptions {
-            // Canary processes and eBPF reads only make sense on the machine
-            // we run on.
-            live: root.is_real(),
-            root,
+            ports: Ports::for_root(self.root(), self.host_binaries_pid),
             state_dirs: StateDirs {
                 runc: self.runc_roots.clone(),
                 crun: self.crun_roots.clone(),
@@ -66,7 +65,6 @@ impl NodeArgs {
                 containerd_tasks: self.containerd_tasks.clone(),
             },
             state_dir: Some(self.state_dir.clone()),
-            binaries_ns_pid: self.host_binaries_pid,
         }
     }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{IoContext, WrappedIoError};
-use crate::host::HostRoot;
+use crate::root::HostRoot;
 
 /// Why a `/proc` read failed.
 #[derive(Debug, thiserror::Error)]

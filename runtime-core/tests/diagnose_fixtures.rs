@@ -8,8 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use runtime_core::diagnose::{ids, scan, CheckPolicy, ScanOptions, Severity};
-use runtime_core::discovery::StateDirs;
-use runtime_core::host::HostRoot;
+use runtime_core::root::HostRoot;
 
 const MOUNTINFO: &str = "\
 32 30 0:28 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
@@ -59,11 +58,8 @@ fn eventfds(root: &Path, pid: i32, n: usize) {
 
 fn opts(root: &Path) -> ScanOptions {
     ScanOptions {
-        root: HostRoot::new(root),
-        state_dirs: StateDirs::default(),
         state_dir: Some("/run/warden".into()),
-        live: false,
-        binaries_ns_pid: None,
+        ..ScanOptions::for_root(HostRoot::new(root))
     }
 }
 

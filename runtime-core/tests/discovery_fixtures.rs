@@ -6,7 +6,7 @@ use std::path::Path;
 
 use runtime_core::cgroups::CgroupLayout;
 use runtime_core::discovery::{discover, RuntimeSource, StateDirs};
-use runtime_core::host::HostRoot;
+use runtime_core::root::HostRoot;
 
 const MOUNTINFO: &str = "\
 32 30 0:28 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices

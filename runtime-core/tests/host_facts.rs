@@ -6,7 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use runtime_core::cgroups::CgroupMode;
-use runtime_core::host::{HostFacts, HostRoot, RuntimeKind};
+use runtime_core::host::{HostFacts, RuntimeKind};
+use runtime_core::root::HostRoot;
 
 fn write(root: &Path, rel: &str, text: &str) {
     let p = root.join(rel);
@@ -64,7 +65,7 @@ fn hybrid_fixture_without_dev_char_or_systemd() {
         "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1",
     );
 
-    let f = HostFacts::gather(&HostRoot::new(r));
+    let f = HostFacts::of_root(&HostRoot::new(r));
     assert_eq!(f.kernel.as_deref(), Some("6.1.0-13-amd64"));
     let cg = f.cgroups.as_ref().expect("layout");
     assert_eq!(cg.mode, CgroupMode::Hybrid);
@@ -119,7 +120,7 @@ fn unified_fixture_with_dev_char_and_running_systemd() {
         "usr/bin/systemctl",
         "systemd 255 (255.4-1ubuntu8)\n+PAM +AUDIT",
     );
-    let f = HostFacts::gather(&HostRoot::new(r));
+    let f = HostFacts::of_root(&HostRoot::new(r));
     let cg = f.cgroups.as_ref().expect("layout");
     assert_eq!(cg.mode, CgroupMode::Unified);
     assert!(cg.v1.is_empty());
@@ -140,7 +141,7 @@ fn legacy_fixture_and_broken_runtime_is_reported_not_fatal() {
     // No osrelease: reported as unreadable.
     write(r, "usr/bin/runc", "#!/bin/sh\nexit 3\n");
     fs::set_permissions(r.join("usr/bin/runc"), fs::Permissions::from_mode(0o755)).expect("chmod");
-    let f = HostFacts::gather(&HostRoot::new(r));
+    let f = HostFacts::of_root(&HostRoot::new(r));
     let cg = f.cgroups.as_ref().expect("layout");
     assert_eq!(cg.mode, CgroupMode::Legacy);
     assert_eq!(
@@ -159,14 +160,14 @@ fn legacy_fixture_and_broken_runtime_is_reported_not_fatal() {
 #[test]
 fn empty_root_reports_what_it_could_not_read() {
     let t = tempfile::tempdir().expect("tempdir");
-    let f = HostFacts::gather(&HostRoot::new(t.path()));
+    let f = HostFacts::of_root(&HostRoot::new(t.path()));
     assert!(f.cgroups.is_none());
     assert!(f.unreadable.iter().any(|u| u.what == "cgroup layout"));
 }
 
 #[test]
 fn this_machine_agrees_with_the_kernel() {
-    let f = HostFacts::gather(&HostRoot::real());
+    let f = HostFacts::of_root(&HostRoot::real());
     assert_eq!(f.dev_char, Path::new("/dev/char").is_dir());
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     assert_eq!(f.kernel.as_deref(), Some(kernel.trim()));

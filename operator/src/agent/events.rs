@@ -277,7 +277,8 @@ pub fn log(events: &[NodeEvent]) {
 pub(crate) mod tests {
     use super::*;
     use runtime_core::diagnose::ContainerRef;
-    use runtime_core::host::{HostFacts, HostRoot};
+    use runtime_core::host::HostFacts;
+    use runtime_core::root::HostRoot;
 
     pub(crate) fn finding(
         container: Option<(&str, Option<(&str, &str)>)>,
@@ -304,7 +305,7 @@ pub(crate) mod tests {
     pub(crate) fn scan(findings: Vec<Finding>) -> ScanReport {
         ScanReport {
             // A root with nothing in it: no facts, quickly.
-            host: HostFacts::gather(&HostRoot::new("/nonexistent/warden-test-root")),
+            host: HostFacts::of_root(&HostRoot::new("/nonexistent/warden-test-root")),
             findings,
             containers: vec![],
             skipped: vec![],

@@ -39,7 +39,7 @@ use futures::StreamExt;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use runtime_core::devices::bpf;
 use runtime_core::diagnose::ScanReport;
-use runtime_core::host::HostRoot;
+use runtime_core::root::HostRoot;
 use tokio::sync::Notify;
 
 /// A directory tree to watch for container state changes.

@@ -100,7 +100,7 @@ pub fn options(args: &CheckArgs) -> ScanOptions {
 /// Scan the node, noting what a non-root run cannot see.
 pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
     let mut report = diagnose::scan(opts, policy);
-    if opts.root.is_real() && !runtime_core::host::running_as_root() {
+    if opts.root().is_real() && !runtime_core::host::running_as_root() {
         report.host.unreadable.push(runtime_core::host::Unreadable {
             what: "container state and cgroups".into(),
             path: None,

@@ -555,7 +555,7 @@ pub fn recover_marker(marker: &Path, procfs: &Procfs) -> Result<Recovery, Freeze
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::HostRoot;
+    use crate::root::HostRoot;
 
     /// A fake v1 freezer directory: plain files, so every write "succeeds"
     /// at once. Tests the protocol, not the kernel (tests/freezer_real.rs

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{IoContext, WrappedIoError};
-use crate::host::HostRoot;
+use crate::root::HostRoot;
 
 /// How the cgroup hierarchies are arranged on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

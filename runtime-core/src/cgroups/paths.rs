@@ -67,7 +67,7 @@ pub fn process_v2_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::HostRoot;
+    use crate::root::HostRoot;
     use std::fs;
 
     const MOUNTINFO: &str = "\

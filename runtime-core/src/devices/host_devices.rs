@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::devices::DeviceType;
 use crate::error::{IoContext, WrappedIoError};
-use crate::host::HostRoot;
+use crate::root::HostRoot;
 
 /// A concrete device: type ([`DeviceType::Char`] or [`DeviceType::Block`]),
 /// major and minor.

@@ -5,24 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::checks::Severity;
-
-/// Which container a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerRef {
-    /// Runtime container id.
-    pub id: String,
-    /// Runtime that owns it (`runc`, `crun`, `containerd/runc`).
-    pub runtime: String,
-    /// Kubernetes pod namespace, from CRI annotations.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_namespace: Option<String>,
-    /// Kubernetes pod name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod_name: Option<String>,
-    /// Container name inside the pod.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_name: Option<String>,
-}
+pub use crate::discovery::ContainerRef;
 
 /// One thing found wrong (or about to go wrong) on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,38 +8,44 @@ use serde::Serialize;
 use super::checks::{self, Ctx};
 use super::{CheckPolicy, Finding};
 use crate::discovery::{self, Container, Skipped, StateDirs};
-use crate::host::{HostFacts, HostRoot};
-use crate::procfs::Procfs;
+use crate::host::HostFacts;
+use crate::ports::{Ports, SystemdSession};
+use crate::root::HostRoot;
 
 /// Where a scan reads and keeps state.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
-    /// The host root (`/`, or `/host` in the agent's container).
-    pub root: HostRoot,
+    /// The seams to the node (the host root, `/proc`, cgroups, device
+    /// programs, the canary, systemd).
+    pub ports: Ports,
     /// Runtime state directories.
     pub state_dirs: StateDirs,
     /// Where scans keep what must survive between them (eventfd counts of
     /// shims); `None` disables checks that need it. Host path, re-rooted.
     pub state_dir: Option<PathBuf>,
-    /// Whether to run checks that touch the live system (canary processes,
-    /// reading eBPF programs). Off for fixture roots.
-    pub live: bool,
-    /// Look up and run the host's runtime binaries in the mount namespace of
-    /// this process (1 in the agent's pod); `None` runs them here.
-    pub binaries_ns_pid: Option<i32>,
 }
 
 impl ScanOptions {
-    /// Options for this machine: real root, default state dirs,
-    /// `/run/warden` for persisted state, live checks on.
+    /// Options for this machine: real ports, default state dirs,
+    /// `/run/warden` for persisted state.
     pub fn real() -> Self {
+        Self::for_root(HostRoot::real())
+    }
+
+    /// Options for the host under `root` with its real ports, default state
+    /// dirs and no persisted state (fixtures, benchmarks).
+    pub fn for_root(root: HostRoot) -> Self {
+        let real = root.is_real();
         Self {
-            root: HostRoot::real(),
+            ports: Ports::for_root(root, None),
             state_dirs: StateDirs::default(),
-            state_dir: Some(PathBuf::from("/run/warden")),
-            live: true,
-            binaries_ns_pid: None,
+            state_dir: real.then(|| PathBuf::from("/run/warden")),
         }
+    }
+
+    /// The host root.
+    pub fn root(&self) -> &HostRoot {
+        &self.ports.root
     }
 }
 
@@ -98,15 +104,16 @@ pub struct ScanReport {
 
 /// Scan the node: host facts, discovery, every check.
 pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
-    let mut host = HostFacts::gather_with(&opts.root, opts.binaries_ns_pid);
-    let mut found = discovery::discover(&opts.root, host.cgroups.as_ref(), &opts.state_dirs);
+    let systemd = SystemdSession::new(opts.ports.systemd.as_ref());
+    let mut host = HostFacts::gather(&opts.ports, &systemd);
+    let mut found = discovery::discover(opts.root(), host.cgroups.as_ref(), &opts.state_dirs);
     host.unreadable.append(&mut found.unreadable);
-    let procfs = Procfs::new(opts.root.clone());
     let ctx = Ctx {
         opts,
         policy,
         host: &host,
-        procfs: &procfs,
+        procfs: &opts.ports.procfs,
+        systemd: &systemd,
         containers: &found.containers,
         now: SystemTime::now(),
         processes: Default::default(),

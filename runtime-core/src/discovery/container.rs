@@ -7,7 +7,24 @@ use oci_spec::runtime::Spec;
 use serde::Serialize;
 
 use super::PodIdentity;
-use crate::diagnose::ContainerRef;
+
+/// Which container a finding is about, as reports name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct ContainerRef {
+    /// Runtime container id.
+    pub id: String,
+    /// Runtime that owns it (`runc`, `crun`, `containerd/runc`).
+    pub runtime: String,
+    /// Kubernetes pod namespace, from CRI annotations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    /// Kubernetes pod name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    /// Container name inside the pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+}
 
 /// Which runtime (and where) a container was found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

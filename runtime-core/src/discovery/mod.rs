@@ -16,7 +16,7 @@ mod container;
 mod pod;
 mod state;
 
-pub use container::{Container, ContainerCgroups, RuntimeSource};
+pub use container::{Container, ContainerCgroups, ContainerRef, RuntimeSource};
 pub use pod::PodIdentity;
 
 use std::fs;
@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::cgroups::CgroupLayout;
-use crate::host::HostRoot;
 use crate::procfs::Procfs;
+use crate::root::HostRoot;
 
 /// Where the runtimes keep their state (host paths).
 #[derive(Debug, Clone)]

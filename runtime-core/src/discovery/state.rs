@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{Container, ContainerCgroups, PodIdentity, RuntimeSource};
 use crate::cgroups::CgroupLayout;
-use crate::host::HostRoot;
 use crate::procfs::Procfs;
+use crate::root::HostRoot;
 
 /// What every reader needs.
 pub(super) struct Ctx<'a> {

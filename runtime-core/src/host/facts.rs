@@ -1,15 +1,16 @@
 //! Gathering [`HostFacts`].
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::kernel::{self, KernelVersion};
 use super::runtimes::{self, RuntimeInfo};
-use super::HostRoot;
 use crate::cgroups::CgroupLayout;
+use crate::ports::{Ports, SystemdSession};
+use crate::root::HostRoot;
 
 /// Something the scan could not inspect, and why. Reported, never fatal: a
 /// non-root `warden check` still prints what it could read.
@@ -62,15 +63,10 @@ pub struct HostFacts {
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl HostFacts {
-    /// Gather the facts of the host under `root`.
-    pub fn gather(root: &HostRoot) -> Self {
-        Self::gather_with(root, None)
-    }
-
-    /// Gather the facts, looking up and running the host's runtime binaries
-    /// in the mount namespace of `binaries_ns_pid` when given (see
-    /// [`runtimes::discover`]).
-    pub fn gather_with(root: &HostRoot, binaries_ns_pid: Option<i32>) -> Self {
+    /// Gather the facts of the host behind `ports`, asking systemd through
+    /// the scan's `systemd` session (one connection per scan).
+    pub fn gather(ports: &Ports, systemd: &SystemdSession<'_>) -> Self {
+        let root = &ports.root;
         let mut unreadable = Vec::new();
 
         let kernel_path = root.join("/proc/sys/kernel/osrelease");
@@ -105,9 +101,9 @@ impl HostFacts {
 
         let dev_char = root.join("/dev/char").is_dir();
 
-        let systemd = systemd_facts(root, &mut unreadable);
+        let systemd = systemd_facts(ports, systemd, &mut unreadable);
 
-        let (runtimes, errors) = runtimes::discover(root, VERSION_TIMEOUT, binaries_ns_pid);
+        let (runtimes, errors) = runtimes::discover(ports.exec.as_ref(), VERSION_TIMEOUT);
         unreadable.extend(errors);
 
         Self {
@@ -121,14 +117,26 @@ impl HostFacts {
         }
     }
 
+    /// Gather the facts of the host under `root` with its real ports (no
+    /// scan to share a systemd connection with).
+    pub fn of_root(root: &HostRoot) -> Self {
+        let ports = Ports::for_root(root.clone(), None);
+        let session = SystemdSession::new(ports.systemd.as_ref());
+        Self::gather(&ports, &session)
+    }
+
     /// The runtime of `kind` found on this host, if any.
     pub fn runtime(&self, kind: runtimes::RuntimeKind) -> Option<&RuntimeInfo> {
         self.runtimes.iter().find(|r| r.kind == kind)
     }
 }
 
-fn systemd_facts(root: &HostRoot, unreadable: &mut Vec<Unreadable>) -> SystemdFacts {
-    let running = root.join("/run/systemd/system").is_dir();
+fn systemd_facts(
+    ports: &Ports,
+    session: &SystemdSession<'_>,
+    unreadable: &mut Vec<Unreadable>,
+) -> SystemdFacts {
+    let running = ports.systemd.running();
     if !running {
         return SystemdFacts {
             running,
@@ -138,11 +146,10 @@ fn systemd_facts(root: &HostRoot, unreadable: &mut Vec<Unreadable>) -> SystemdFa
     // Ask the running manager first (its `Version` property over D-Bus):
     // inside the agent's pod there is no host `systemctl` to run. Fall back
     // to the installed binary, which on a booted host is the running one.
-    let bus = crate::systemd::BusPaths::under(root).with_timeout(Duration::from_secs(2));
-    if let Ok(v) = crate::systemd::DbusSystemd::connect(&bus).and_then(|c| {
-        use crate::systemd::SystemdClient;
-        c.version()
-    }) {
+    if let Ok(v) = session
+        .client()
+        .and_then(|c| c.version().map_err(Into::into))
+    {
         return SystemdFacts {
             running,
             version: Some(v),
@@ -150,16 +157,16 @@ fn systemd_facts(root: &HostRoot, unreadable: &mut Vec<Unreadable>) -> SystemdFa
     }
     let systemctl = ["/usr/bin/systemctl", "/bin/systemctl"]
         .iter()
-        .map(|p| root.join(p))
-        .find(|p| p.is_file());
+        .map(Path::new)
+        .find(|p| ports.exec.exists(p));
     let version = match systemctl {
-        Some(p) => match runtimes::run_version(&p, "--version", VERSION_TIMEOUT) {
+        Some(p) => match ports.exec.run(p, &["--version"], VERSION_TIMEOUT) {
             Ok(out) => parse_systemd_version(&out),
             Err(e) => {
                 unreadable.push(Unreadable {
                     what: "systemd version".into(),
-                    path: Some(p),
-                    error: e,
+                    path: Some(ports.exec.location(p)),
+                    error: e.to_string(),
                 });
                 None
             }
@@ -203,7 +210,7 @@ mod tests {
                 fs::create_dir_all(&p).expect("mkdir");
                 fs::write(p.join("osrelease"), format!("{r}\n")).expect("write");
             }
-            HostFacts::gather(&HostRoot::new(d.path())).attach_race_exposed
+            HostFacts::of_root(&HostRoot::new(d.path())).attach_race_exposed
         };
         assert_eq!(gather_with(Some("5.4.0-150-generic")), Some(true));
         assert_eq!(gather_with(Some("6.18.44-fc-v509")), Some(false));
@@ -213,7 +220,7 @@ mod tests {
 
     #[test]
     fn real_host_reports_attach_race_exposure() {
-        let facts = HostFacts::gather(&HostRoot::real());
+        let facts = HostFacts::of_root(&HostRoot::real());
         let release = facts.kernel.as_deref().expect("kernel release readable");
         let v = KernelVersion::parse(release).expect("parsable release");
         assert_eq!(

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{HostRoot, Unreadable};
+use super::Unreadable;
+use crate::ports::HostProgramPort;
 
 /// A container runtime component this project knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -87,37 +88,69 @@ const SEARCH_DIRS: &[&str] = &[
     "/bin",
 ];
 
-/// Find every known runtime under `root` and ask each for its version.
-/// Returns what was found and what could not be read.
-///
-/// With `binaries_ns_pid`, the binaries are looked up and run in the mount
-/// namespace of that process (`nsenter -t PID -m`): the agent's pod shares
-/// the host's PID namespace but not its filesystem, and a host binary run
-/// from the pod would load the pod's libraries.
+/// Why a host program could not be run, or gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// nsenter (util-linux) is not installed where the agent runs.
+    #[error(
+        "nsenter (util-linux) is missing: cannot run the host's binaries in their mount namespace"
+    )]
+    NoNsenter,
+    /// The program could not be started.
+    #[error("spawn {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for it failed.
+    #[error("wait for {program}: {source}")]
+    Wait {
+        /// The program.
+        program: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It exited unsuccessfully.
+    #[error("{probe} exited with {status}")]
+    Failed {
+        /// The probe (its last argument, `--version`).
+        probe: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+    },
+    /// It did not answer in time (it was killed).
+    #[error("{probe} did not answer within {timeout:?}")]
+    Timeout {
+        /// The probe.
+        probe: String,
+        /// The deadline.
+        timeout: Duration,
+    },
+}
+
+/// Find every known runtime on the host and ask each for its version,
+/// through `programs` (which knows whether to look in another mount
+/// namespace). Returns what was found and what could not be read.
 pub fn discover(
-    root: &HostRoot,
+    programs: &dyn HostProgramPort,
     timeout: Duration,
-    binaries_ns_pid: Option<i32>,
 ) -> (Vec<RuntimeInfo>, Vec<Unreadable>) {
-    let lookup = match binaries_ns_pid {
-        Some(pid) => HostRoot::new(format!("/proc/{pid}/root")),
-        None => root.clone(),
-    };
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for kind in RuntimeKind::ALL {
-        let Some((host_path, real_path)) = SEARCH_DIRS.iter().find_map(|d| {
-            let host = Path::new(d).join(kind.binary());
-            let real = lookup.join(&host);
-            is_executable(&real).then_some((host, real))
-        }) else {
+        let Some(host_path) = SEARCH_DIRS
+            .iter()
+            .map(|d| Path::new(d).join(kind.binary()))
+            .find(|p| programs.exists(p))
+        else {
             continue;
         };
-        let probe = match binaries_ns_pid {
-            Some(pid) => run_in_mount_ns(pid, &host_path, kind.version_flag(), timeout),
-            None => run_version(&real_path, kind.version_flag(), timeout),
-        };
-        let (version, version_raw) = match probe {
+        let (version, version_raw) = match programs.run(&host_path, &[kind.version_flag()], timeout)
+        {
             Ok(out) => {
                 let raw = parse_version_output(kind, &out);
                 (raw.as_deref().map(clean_version), raw)
@@ -125,8 +158,8 @@ pub fn discover(
             Err(e) => {
                 errors.push(Unreadable {
                     what: format!("{} version", kind.binary()),
-                    path: Some(real_path.clone()),
-                    error: e,
+                    path: Some(programs.location(&host_path)),
+                    error: e.to_string(),
                 });
                 (None, None)
             }
@@ -141,49 +174,53 @@ pub fn discover(
     (found, errors)
 }
 
-/// Run `BIN FLAG` inside the mount namespace of `pid` with nsenter
+/// Run `BIN ARGS...` inside the mount namespace of `pid` with nsenter
 /// (util-linux), so the binary loads that namespace's libraries.
-fn run_in_mount_ns(pid: i32, bin: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
+pub(crate) fn run_in_mount_ns(
+    pid: i32,
+    bin: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, ProbeError> {
     let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"]
         .iter()
         .map(Path::new)
         .find(|p| is_executable(p))
-        .ok_or("nsenter (util-linux) is missing: cannot run the host's binaries in their mount namespace")?;
-    let args = [
-        "-t".to_string(),
-        pid.to_string(),
-        "-m".to_string(),
-        "--".to_string(),
-        bin.display().to_string(),
-        flag.to_string(),
-    ];
-    run_command(nsenter, &args, timeout)
+        .ok_or(ProbeError::NoNsenter)?;
+    let pid = pid.to_string();
+    let bin = bin.display().to_string();
+    let mut all = vec!["-t", pid.as_str(), "-m", "--", bin.as_str()];
+    all.extend_from_slice(args);
+    run_command(nsenter, &all, timeout)
 }
 
-fn is_executable(p: &Path) -> bool {
+/// Whether `p` is an executable file.
+pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
 }
 
-/// Run `BIN FLAG` (`--version`) with a deadline; stdout is returned.
-/// A binary that hangs is killed rather than stalling the whole scan.
-pub(crate) fn run_version(bin: &Path, flag: &str, timeout: Duration) -> Result<String, String> {
-    run_command(bin, &[flag.to_string()], timeout)
-}
-
-/// Run `BIN ARGS...` with a deadline; stdout is returned. The last argument
+/// Run `BIN ARGS...` with a deadline; stdout is returned. A binary that
+/// hangs is killed rather than stalling the whole scan. The last argument
 /// names the probe in errors.
-fn run_command(bin: &Path, args: &[String], timeout: Duration) -> Result<String, String> {
-    let flag = args.last().map(String::as_str).unwrap_or_default();
+pub(crate) fn run_command(
+    bin: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, ProbeError> {
+    let probe = args.last().copied().unwrap_or_default().to_string();
     let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
+        .map_err(|source| ProbeError::Spawn {
+            program: bin.to_path_buf(),
+            source,
+        })?;
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
@@ -195,16 +232,21 @@ fn run_command(bin: &Path, args: &[String], timeout: Duration) -> Result<String,
                 return if status.success() {
                     Ok(out)
                 } else {
-                    Err(format!("{flag} exited with {status}"))
+                    Err(ProbeError::Failed { probe, status })
                 };
             }
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{flag} did not answer within {timeout:?}"));
+                return Err(ProbeError::Timeout { probe, timeout });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("wait: {e}")),
+            Err(source) => {
+                return Err(ProbeError::Wait {
+                    program: bin.to_path_buf(),
+                    source,
+                })
+            }
         }
     }
 }

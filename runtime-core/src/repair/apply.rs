@@ -1,7 +1,6 @@
 //! Carrying out a plan. Every action re-reads the live state first, so
 //! applying a plan twice (or after the problem went away) changes nothing.
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -9,9 +8,7 @@ use serde::Serialize;
 use super::plan::widen;
 use super::{RepairAction, RepairPlan};
 use crate::devices::bpf;
-use crate::devices::v1::V1DeviceCgroup;
 use crate::diagnose::ScanOptions;
-use crate::procfs::Procfs;
 
 /// Why applying a plan failed. Nothing was left narrower than before.
 #[derive(Debug, thiserror::Error)]
@@ -78,32 +75,32 @@ pub struct ApplyOutcome {
 
 /// Apply `plan`.
 pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, RepairError> {
+    let ports = &opts.ports;
     let mut out = ApplyOutcome::default();
     for action in &plan.actions {
         match action {
             RepairAction::V1Allow { cgroup, add, .. } => {
-                let cg = V1DeviceCgroup::new(opts.root.join(cgroup));
                 let err = |source| RepairError::V1 {
                     cgroup: cgroup.clone(),
                     source,
                 };
-                let current = cg.read().map_err(err)?;
+                // Re-read: the plan's view may be old, and whatever the
+                // list holds now is kept (the target only adds).
+                let current = ports.cgroups.v1_devices(cgroup).map_err(err)?;
                 let target = widen(&current, add)?;
-                let p = cg.plan(&target).map_err(err)?;
-                if p.transition.narrowing() {
-                    return Err(RepairError::V1Narrowing(cgroup.clone()));
-                }
-                if p.transition.is_empty() {
-                    out.unchanged.push(format!(
+                match ports.cgroups.widen_v1_devices(cgroup, &target) {
+                    Ok(0) => out.unchanged.push(format!(
                         "{}: devices.list already complete",
                         cgroup.display()
-                    ));
-                    continue;
+                    )),
+                    Ok(n) => out
+                        .changed
+                        .push(format!("{}: {n} allow write(s)", cgroup.display())),
+                    Err(crate::devices::v1::ApplyError::Narrowing { .. }) => {
+                        return Err(RepairError::V1Narrowing(cgroup.clone()))
+                    }
+                    Err(e) => return Err(err(e)),
                 }
-                let n = p.transition.writes().len();
-                cg.execute(p, &target).map_err(err)?;
-                out.changed
-                    .push(format!("{}: {n} allow write(s)", cgroup.display()));
             }
             RepairAction::V2Replace {
                 cgroup,
@@ -111,24 +108,23 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                 detach,
                 ..
             } => {
-                let dir = opts.root.join(cgroup);
                 let err = |message: String| RepairError::V2 {
                     cgroup: cgroup.clone(),
                     message,
                 };
-                let cg = bpf::kernel::open_cgroup(&dir).map_err(|e| err(e.to_string()))?;
-                let own = bpf::kernel::query(cg.as_fd(), false).map_err(|e| err(e.to_string()))?;
+                let programs = &ports.programs;
+                let own = programs.attached(cgroup).map_err(|e| err(e.to_string()))?;
                 // Hybrid (`attach` is None): the v1 list governs, so only
                 // the denying programs go and nothing of ours is attached.
                 if let Some(rules) = attach {
                     let ours =
                         bpf::program::build_from_rules(rules).map_err(|e| err(e.to_string()))?;
                     let mut have_ours = false;
-                    for id in &own.prog_ids {
-                        let Ok(fd) = bpf::kernel::prog_fd_by_id(*id) else {
-                            continue;
-                        };
-                        if bpf::kernel::prog_info(fd.as_fd()).is_ok_and(|i| i.xlated == ours) {
+                    for id in &own {
+                        if programs
+                            .instructions(*id)
+                            .is_ok_and(|i| i.as_deref() == Some(ours.as_slice()))
+                        {
                             have_ours = true;
                         }
                     }
@@ -137,9 +133,8 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                     // after; ours allows all the container had, so after the
                     // detach it has no less than before.
                     if !have_ours {
-                        let prog = bpf::kernel::load_device_program(&ours)
-                            .map_err(|e| err(e.to_string()))?;
-                        bpf::kernel::attach_multi(cg.as_fd(), prog.as_fd())
+                        programs
+                            .attach(cgroup, &ours)
                             .map_err(|e| err(e.to_string()))?;
                         out.changed.push(format!(
                             "{}: attached the container's device program",
@@ -148,21 +143,18 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                     }
                 }
                 for id in detach {
-                    if !own.prog_ids.contains(id) {
+                    if programs
+                        .detach(cgroup, *id)
+                        .map_err(|e| err(e.to_string()))?
+                    {
+                        out.changed.push(format!(
+                            "{}: detached denying program {id}",
+                            cgroup.display()
+                        ));
+                    } else {
                         out.unchanged
                             .push(format!("{}: program {id} already gone", cgroup.display()));
-                        continue;
                     }
-                    let fd = match bpf::kernel::prog_fd_by_id(*id) {
-                        Ok(fd) => fd,
-                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                        Err(e) => return Err(err(e.to_string())),
-                    };
-                    bpf::kernel::detach(cg.as_fd(), fd.as_fd()).map_err(|e| err(e.to_string()))?;
-                    out.changed.push(format!(
-                        "{}: detached denying program {id}",
-                        cgroup.display()
-                    ));
                 }
             }
             RepairAction::SystemdDeviceAllow {
@@ -171,20 +163,15 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                 freeze,
                 ..
             } => {
-                let client = super::systemd_unit::connect(&opts.root).map_err(|message| {
-                    RepairError::Systemd {
-                        unit: unit.clone(),
-                        message,
-                    }
+                let client = ports.systemd.connect().map_err(|e| RepairError::Systemd {
+                    unit: unit.clone(),
+                    message: e.to_string(),
                 })?;
                 // Freezes leave markers where the agent looks at start.
-                let markers = opts
-                    .state_dir
-                    .as_ref()
-                    .map(|d| opts.root.join(d).join("frozen"));
+                let markers = opts.state_dir.as_ref().map(|d| d.join("frozen"));
                 match super::systemd_unit::apply_with(
-                    &client,
-                    &opts.root,
+                    client.as_ref(),
+                    ports.cgroups.as_ref(),
                     unit,
                     entries,
                     freeze.as_ref(),
@@ -194,23 +181,16 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                     super::systemd_unit::Applied::Unchanged(s) => out.unchanged.push(s),
                 }
             }
-            RepairAction::Kill { pid, start_time } => {
-                let procfs = Procfs::new(opts.root.clone());
-                match procfs.start_time(*pid) {
-                    Ok(t) if t == *start_time => {
-                        nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(*pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        )
-                        .map_err(|e| RepairError::Kill {
-                            pid: *pid,
-                            message: e.to_string(),
-                        })?;
-                        out.changed.push(format!("killed pid {pid}"));
-                    }
-                    _ => out.unchanged.push(format!("pid {pid} already exited")),
+            RepairAction::Kill { pid, start_time } => match ports.procfs.start_time(*pid) {
+                Ok(t) if t == *start_time => {
+                    ports.signals.kill(*pid).map_err(|e| RepairError::Kill {
+                        pid: *pid,
+                        message: e.to_string(),
+                    })?;
+                    out.changed.push(format!("killed pid {pid}"));
                 }
-            }
+                _ => out.unchanged.push(format!("pid {pid} already exited")),
+            },
         }
     }
     Ok(out)

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cgroups::FreezeTarget;
-use crate::devices::bpf::{self, DeviceAccess, EffectivePrograms};
+use crate::devices::bpf::{self, DeviceAccess};
 use crate::devices::expected::expected_rules;
 use crate::devices::host_devices::{DeviceId, HostDevices};
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy};
-use crate::devices::v1::{transition, DefaultPolicy, Emulator, V1DeviceCgroup};
+use crate::devices::v1::{transition, DefaultPolicy, Emulator};
 use crate::devices::{Access, DeviceRule, DeviceType};
 use crate::diagnose::{ids, CheckPolicy, ContainerRef, Finding, ScanOptions};
 use crate::discovery::Container;
@@ -171,8 +171,10 @@ fn plan_devices(
     let mut actions = Vec::new();
 
     if let Some(dir) = c.cgroups.v1("devices") {
-        let current = V1DeviceCgroup::new(opts.root.join(dir))
-            .read()
+        let current = opts
+            .ports
+            .cgroups
+            .v1_devices(dir)
             .map_err(|e| PlanError::Unreadable(e.to_string()))?;
         let add = entitlement_allows(&entitled);
         let target = widen(&current, &add)?;
@@ -198,12 +200,15 @@ fn plan_devices(
         }
     }
 
-    if let (Some(dir), true) = (&c.cgroups.v2, opts.live) {
-        let host_dir = opts.root.join(dir);
-        let progs =
-            EffectivePrograms::read(&host_dir).map_err(|e| PlanError::Unreadable(e.to_string()))?;
+    if let Some(dir) = &c.cgroups.v2 {
+        let programs = &opts.ports.programs;
+        let progs = programs
+            .effective(dir)
+            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
         if !progs.programs.is_empty() {
-            let own = own_program_ids(&host_dir)?;
+            let own = programs
+                .attached(dir)
+                .map_err(|e| PlanError::Unreadable(e.to_string()))?;
             let mut detach = Vec::new();
             let mut ancestors_deny = Vec::new();
             for p in &progs.programs {
@@ -233,7 +238,7 @@ fn plan_devices(
                 let attach = if c.cgroups.v1("devices").is_some() {
                     None
                 } else {
-                    let host = HostDevices::scan(&opts.root)
+                    let host = HostDevices::scan(opts.root())
                         .map_err(|e| PlanError::Unreadable(format!("host devices: {e}")))?;
                     Some(keep_current_access(&rules, host.devices(), |req| {
                         progs
@@ -349,15 +354,6 @@ pub(super) fn widen(current: &Emulator, add: &[DeviceRule]) -> Result<Emulator, 
     Ok(target)
 }
 
-/// Programs attached directly at `dir` (not inherited).
-fn own_program_ids(dir: &std::path::Path) -> Result<Vec<u32>, PlanError> {
-    let cg = bpf::kernel::open_cgroup(dir).map_err(|e| PlanError::Unreadable(e.to_string()))?;
-    use std::os::fd::AsFd;
-    bpf::kernel::query(cg.as_fd(), false)
-        .map(|a| a.prog_ids)
-        .map_err(|e| PlanError::Unreadable(e.to_string()))
-}
-
 /// The required devices as rw requests.
 fn required_requests(policy: &CheckPolicy, opts: &ScanOptions) -> Vec<DeviceAccess> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -365,7 +361,7 @@ fn required_requests(policy: &CheckPolicy, opts: &ScanOptions) -> Vec<DeviceAcce
         .required_devices
         .iter()
         .filter_map(|p| {
-            let md = std::fs::metadata(opts.root.join(p)).ok()?;
+            let md = std::fs::metadata(opts.root().join(p)).ok()?;
             let (maj, min) = (
                 nix::sys::stat::major(md.rdev()) as u32,
                 nix::sys::stat::minor(md.rdev()) as u32,

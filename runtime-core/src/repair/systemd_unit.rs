@@ -27,39 +27,24 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cgroups::{FreezeGuard, FreezeOptions, FreezeTarget};
+use crate::cgroups::FreezeTarget;
 use crate::devices::device_allow::{
     explicit_device_allow, narrower_than_rules, ExplicitOptions, UnexpressedReason,
 };
 use crate::devices::expected::expected_rules;
 use crate::devices::host_devices::{DeviceId, HostDevices};
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
-use crate::devices::v1::update::freeze_marker_path;
 use crate::devices::{Access, DeviceRule};
 use crate::diagnose::{ids, CheckPolicy, ExplicitRules, Finding, ScanOptions};
 use crate::discovery::Container;
-use crate::host::HostRoot;
-use crate::systemd::{BusPaths, DbusSystemd, SystemdClient};
+use crate::ports::CgroupPort;
+use crate::systemd::SystemdClient;
 
 use super::{PlanError, RepairAction, RepairError, RepairPlan};
-
-/// Deadline for connecting to systemd and for each call from a scan or a
-/// repair: a wedged systemd costs a scan this much, never a hang.
-pub(crate) const SYSTEMD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a v1 freeze around the rewrite may take (as the device update
 /// path: a container that cannot freeze in a second has blocked tasks).
 pub(crate) const FREEZE_DEADLINE: Duration = Duration::from_secs(1);
-
-/// The systemd of the host under `root`, when it runs there (the test
-/// `sd_booted()` uses) and answers.
-pub(crate) fn connect(root: &HostRoot) -> Result<DbusSystemd, String> {
-    if !root.join("/run/systemd/system").is_dir() {
-        return Err("systemd is not running on this host".into());
-    }
-    DbusSystemd::connect(&BusPaths::under(root).with_timeout(SYSTEMD_TIMEOUT))
-        .map_err(|e| e.to_string())
-}
 
 /// A device (with a node on this host) and the access the unit loses on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,17 +436,17 @@ pub(crate) fn plan(
     if !c.systemd_cgroup || c.systemd_unit().is_none() {
         return Ok(None);
     }
-    let client = match connect(&opts.root) {
+    let client = match opts.ports.systemd.connect() {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(container = %c.id, error = %e, "systemd unreachable: no DeviceAllow repair");
             return Ok(None);
         }
     };
-    let host = HostDevices::scan(&opts.root)
+    let host = HostDevices::scan(opts.root())
         .map_err(|e| PlanError::Unreadable(format!("host devices: {e}")))?;
     let version = client.version().ok();
-    plan_with(finding, c, policy, &client, &host, version)
+    plan_with(finding, c, policy, client.as_ref(), &host, version)
 }
 
 /// What applying the rewrite did.
@@ -480,7 +465,7 @@ pub(crate) enum Applied {
 /// thawed by the agent's next start.
 pub(crate) fn apply_with(
     client: &dyn SystemdClient,
-    root: &HostRoot,
+    cgroups: &dyn CgroupPort,
     unit: &str,
     entries: &[DeviceAllowEntry],
     freeze: Option<&FreezeTarget>,
@@ -501,30 +486,20 @@ pub(crate) fn apply_with(
     let target = merge(entries, &current.allow);
     let guard = match freeze {
         None => None,
-        Some(t) => {
-            let t = match t {
-                FreezeTarget::V1(p) => FreezeTarget::V1(root.join(p)),
-                FreezeTarget::V2(p) => FreezeTarget::V2(root.join(p)),
-            };
-            let options = FreezeOptions {
-                marker: marker_dir.map(|d| freeze_marker_path(d, t.dir())),
-                ..FreezeOptions::default()
-            };
-            Some(
-                FreezeGuard::freeze_target(t, FREEZE_DEADLINE, &options).map_err(|source| {
-                    RepairError::Freeze {
-                        unit: unit.to_string(),
-                        source,
-                    }
+        Some(t) => Some(
+            cgroups
+                .freeze(t, FREEZE_DEADLINE, marker_dir)
+                .map_err(|source| RepairError::Freeze {
+                    unit: unit.to_string(),
+                    source,
                 })?,
-            )
-        }
+        ),
     };
-    let frozen_for = guard.as_ref().map(FreezeGuard::waited);
+    let frozen_for = guard.as_ref().map(|g| g.waited());
     let set = client
         .replace_devices(unit, None, &target)
         .and_then(|()| client.unit_devices(unit));
-    let thawed = guard.map(FreezeGuard::thaw).transpose();
+    let thawed = guard.map(|g| g.thaw()).transpose();
     match (set, thawed) {
         (Ok(_), Err(e)) => Err(err(format!(
             "DeviceAllow call made but thawing the container failed; it is still frozen: {e}"
@@ -565,6 +540,8 @@ pub(crate) mod tests {
     use crate::devices::host_devices::ProcDevices;
     use crate::devices::DeviceType;
     use crate::discovery::{ContainerCgroups, RuntimeSource};
+    use crate::ports::RealCgroups;
+    use crate::root::HostRoot;
     use crate::systemd::{SystemdError, UnitProperty};
     use std::cell::RefCell;
 
@@ -812,7 +789,15 @@ pub(crate) mod tests {
         assert_eq!(sd.calls.borrow().len(), 0, "planning changes nothing");
 
         let root = HostRoot::new("/nonexistent");
-        let a = apply_with(&sd, &root, "runc-a.scope", want, None, None).unwrap();
+        let a = apply_with(
+            &sd,
+            &RealCgroups::new(root.clone()),
+            "runc-a.scope",
+            want,
+            None,
+            None,
+        )
+        .unwrap();
         assert!(matches!(a, Applied::Changed(_)), "{a:?}");
         {
             let calls = sd.calls.borrow();
@@ -832,7 +817,15 @@ pub(crate) mod tests {
 
         // Idempotent: a second apply makes no call; planning again has
         // nothing to do.
-        let a = apply_with(&sd, &root, "runc-a.scope", want, None, None).unwrap();
+        let a = apply_with(
+            &sd,
+            &RealCgroups::new(root.clone()),
+            "runc-a.scope",
+            want,
+            None,
+            None,
+        )
+        .unwrap();
         assert!(matches!(a, Applied::Unchanged(_)), "{a:?}");
         assert_eq!(sd.calls.borrow().len(), 1);
         assert!(plan_with(&f, &c, &CheckPolicy::default(), &sd, &h, Some(252)).is_err());
@@ -936,7 +929,7 @@ pub(crate) mod tests {
         assert!(p.safety.contains("frozen"), "{}", p.safety);
         let a = apply_with(
             &sd,
-            &HostRoot::new(root.path()),
+            &RealCgroups::new(HostRoot::new(root.path())),
             "runc-a.scope",
             want,
             freeze,
@@ -959,7 +952,7 @@ pub(crate) mod tests {
         std::fs::remove_file(dir.join("freezer.self_freezing")).unwrap();
         let e = apply_with(
             &sd,
-            &HostRoot::new(root.path()),
+            &RealCgroups::new(HostRoot::new(root.path())),
             "runc-a.scope",
             want,
             freeze,
@@ -1123,7 +1116,7 @@ pub(crate) mod tests {
                 });
                 let a = apply_with(
                     &sd,
-                    &root,
+                    &RealCgroups::new(root.clone()),
                     "x.scope",
                     &want,
                     frozen.then_some(&freeze),
@@ -1304,11 +1297,11 @@ pub(crate) mod tests {
         };
         let a = apply_with(
             &sd,
-            &hr,
+            &RealCgroups::new(hr.clone()),
             "runc-m.scope",
             &want,
             Some(&freeze),
-            Some(&markers),
+            Some(Path::new("/run/warden/frozen")),
         )
         .unwrap();
         assert!(matches!(a, Applied::Changed(_)), "{a:?}");
@@ -1336,11 +1329,11 @@ pub(crate) mod tests {
         };
         let e = apply_with(
             &sd,
-            &hr,
+            &RealCgroups::new(hr.clone()),
             "runc-m.scope",
             &want,
             Some(&freeze),
-            Some(&markers),
+            Some(Path::new("/run/warden/frozen")),
         )
         .unwrap_err()
         .to_string();

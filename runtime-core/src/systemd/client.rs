@@ -14,6 +14,9 @@ use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, DialectError, Unit
 /// Errors talking to systemd.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemdError {
+    /// systemd does not run on this host (`/run/systemd/system` is absent).
+    #[error("systemd is not running on this host")]
+    NotRunning,
     /// Neither the system bus socket nor systemd's private socket exists.
     #[error("no systemd socket: none of {0:?} exists")]
     NoSocket(Vec<std::path::PathBuf>),

@@ -27,7 +27,7 @@ use zbus::blocking::Connection;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
-use crate::host::HostRoot;
+use crate::root::HostRoot;
 
 use super::client::{SystemdClient, SystemdError, UnitProperty};
 

@@ -83,6 +83,14 @@ pub enum BpfError {
 }
 
 impl BpfError {
+    /// A request this host cannot serve (no bpf(2) on a fixture root).
+    pub fn unsupported(what: &str) -> Self {
+        BpfError::Unexpected {
+            cmd: "none",
+            detail: format!("not available: {what}"),
+        }
+    }
+
     /// The errno, where there is one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {

@@ -12,7 +12,7 @@ pub mod interp;
 pub mod kernel;
 pub mod program;
 
-pub use effective::{DeviceVerdict, EffectivePrograms};
+pub use effective::{AttachedProgram, DeviceVerdict, EffectiveError, EffectivePrograms};
 pub use insn::{Insn, Reg};
 pub use interp::{DeviceAccess, Evaluator, InterpError};
 pub use program::build;

@@ -9,9 +9,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{evidence, Ctx};
-use crate::devices::bpf::{DeviceAccess, DeviceVerdict, EffectivePrograms};
-use crate::devices::canary::{self, CanaryResult};
-use crate::devices::v1::V1DeviceCgroup;
+use crate::devices::bpf::{DeviceAccess, DeviceVerdict};
+use crate::devices::canary::CanaryResult;
 use crate::devices::{Access, DeviceType};
 use crate::diagnose::{ids, Finding, Severity};
 use crate::discovery::Container;
@@ -32,7 +31,7 @@ pub(crate) fn host_devices(ctx: &Ctx<'_>) -> Vec<HostDevice> {
         .required_devices
         .iter()
         .filter_map(|p| {
-            let md = std::fs::metadata(ctx.opts.root.join(p)).ok()?;
+            let md = std::fs::metadata(ctx.opts.root().join(p)).ok()?;
             let ft = md.file_type();
             let kind = if ft.is_char_device() {
                 DeviceType::Char
@@ -62,10 +61,10 @@ pub(in crate::diagnose) fn check(
     if devices.is_empty() {
         return Vec::new();
     }
-    let root = &ctx.opts.root;
-    let v1_dir = c.cgroups.v1("devices").map(|d| root.join(d));
+    let root = ctx.opts.root();
+    let v1_dir = c.cgroups.v1("devices").cloned();
     let v1 = match &v1_dir {
-        Some(d) => match V1DeviceCgroup::new(d).read() {
+        Some(d) => match ctx.opts.ports.cgroups.v1_devices(d) {
             Ok(e) => Some(e),
             Err(e) => {
                 tracing::debug!(container = %c.id, error = %e, "v1 devices list unreadable");
@@ -74,9 +73,9 @@ pub(in crate::diagnose) fn check(
         },
         None => None,
     };
-    let v2_dir = c.cgroups.v2.as_ref().map(|d| root.join(d));
-    let v2 = match (&v2_dir, ctx.opts.live) {
-        (Some(d), true) => match EffectivePrograms::read(d) {
+    let v2_dir = c.cgroups.v2.clone();
+    let v2 = match &v2_dir {
+        Some(d) => match ctx.opts.ports.programs.effective(d) {
             Ok(p) if p.programs.is_empty() => None,
             Ok(p) => Some(p),
             Err(e) => {
@@ -84,7 +83,7 @@ pub(in crate::diagnose) fn check(
                 None
             }
         },
-        _ => None,
+        None => None,
     };
 
     let mut refused = Vec::new();
@@ -123,11 +122,11 @@ pub(in crate::diagnose) fn check(
     let mut dirs: Vec<PathBuf> = Vec::new();
     dirs.extend(v1_dir.clone());
     dirs.extend(v2_dir.clone());
-    if ctx.opts.live && ctx.policy.canary && crate::host::running_as_root() && !dirs.is_empty() {
+    let canary = &ctx.opts.ports.canary;
+    if ctx.policy.canary && canary.available() && !dirs.is_empty() {
         let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-        let dev_paths: Vec<PathBuf> = devices.iter().map(|d| root.join(&d.path)).collect();
-        let dev_refs: Vec<&Path> = dev_paths.iter().map(PathBuf::as_path).collect();
-        match canary::probe(&dir_refs, &dev_refs) {
+        let dev_refs: Vec<&Path> = devices.iter().map(|d| d.path.as_path()).collect();
+        match canary.probe(&dir_refs, &dev_refs) {
             Ok(results) => {
                 for (d, r) in devices.iter().zip(results) {
                     if r == CanaryResult::Denied {
@@ -147,10 +146,10 @@ pub(in crate::diagnose) fn check(
         return Vec::new();
     }
     if let Some(d) = &v1_dir {
-        ev.insert("v1_cgroup".into(), d.display().to_string());
+        ev.insert("v1_cgroup".into(), root.join(d).display().to_string());
     }
     if let Some(d) = &v2_dir {
-        ev.insert("v2_cgroup".into(), d.display().to_string());
+        ev.insert("v2_cgroup".into(), root.join(d).display().to_string());
     }
     let names: Vec<String> = refused.iter().map(|p| p.display().to_string()).collect();
     vec![Finding {

@@ -27,33 +27,34 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     if in_units == 0 {
         return Vec::new();
     }
-    if !ctx.host.systemd.running {
+    if !ctx.systemd.running() {
         tracing::debug!(
             containers = in_units,
             "containers in systemd units but no systemd runs here: device-rules-latent skipped"
         );
         return Vec::new();
     }
-    let client = match systemd_unit::connect(&ctx.opts.root) {
+    let client = match ctx.systemd.client() {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "systemd unreachable: device-rules-latent skipped");
             return Vec::new();
         }
     };
-    let host = match HostDevices::scan(&ctx.opts.root) {
+    let host = match HostDevices::scan(ctx.opts.root()) {
         Ok(h) => h,
         Err(e) => {
             tracing::debug!(error = %e, "host device table unreadable: device-rules-latent skipped");
             return Vec::new();
         }
     };
-    // The running manager's version decides how it reads entries; the
-    // installed binary's is the fallback.
-    let version = client.version().ok().or(ctx.host.systemd.version);
+    // The running manager's version decides how it reads entries (host
+    // facts asked it first, over this same connection; the installed
+    // binary's is the fallback).
+    let version = ctx.host.systemd.version;
     ctx.containers
         .iter()
-        .filter_map(|c| container_finding(c, &client, &host, version, ctx.policy))
+        .filter_map(|c| container_finding(c, client, &host, version, ctx.policy))
         .collect()
 }
 

@@ -14,7 +14,7 @@ const RESAMPLE: std::time::Duration = std::time::Duration::from_millis(200);
 const FROZEN_WCHANS: &[&str] = &["__refrigerator", "do_freezer_trap", "freezer_wait"];
 
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
-    let root = &ctx.opts.root;
+    let root = ctx.opts.root();
     let host_dir = match (c.cgroups.v1("freezer"), &c.cgroups.v2) {
         (Some(d), _) => d,
         (None, Some(d)) => d,

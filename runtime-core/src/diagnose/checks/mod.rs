@@ -23,6 +23,8 @@ pub(super) struct Ctx<'a> {
     pub policy: &'a CheckPolicy,
     pub host: &'a HostFacts,
     pub procfs: &'a Procfs,
+    /// The scan's one systemd connection.
+    pub systemd: &'a crate::ports::SystemdSession<'a>,
     pub containers: &'a [Container],
     pub now: SystemTime,
     /// Every process of the node, read once on first use and shared by the

@@ -51,7 +51,7 @@ fn is_runtime_init(ctx: &Ctx<'_>, pid: i32, comm: &str) -> bool {
     if comm.starts_with("runc:[") || comm == "crun" || comm == "runc" {
         return true;
     }
-    std::fs::read_link(ctx.opts.root.join(format!("/proc/{pid}/exe")))
+    std::fs::read_link(ctx.opts.root().join(format!("/proc/{pid}/exe")))
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
         .is_some_and(|t| t.contains("runc_cloned") || t.ends_with("/runc") || t.ends_with("/crun"))
@@ -91,9 +91,11 @@ pub fn stuck_tasks(ctx: &Ctx<'_>) -> Vec<StuckTask> {
         };
         for tid in tids {
             let wchan_path = if p.stat.threads == 1 {
-                ctx.opts.root.join(format!("/proc/{pid}/wchan"))
+                ctx.opts.root().join(format!("/proc/{pid}/wchan"))
             } else {
-                ctx.opts.root.join(format!("/proc/{pid}/task/{tid}/wchan"))
+                ctx.opts
+                    .root()
+                    .join(format!("/proc/{pid}/task/{tid}/wchan"))
             };
             let waiting = read_wchan(&wchan_path).is_some_and(|w| is_seccomp_wait(&w));
             if !waiting {
@@ -249,7 +251,7 @@ pub(super) fn node_processes<'c>(ctx: &'c Ctx<'_>) -> &'c [NodeProcess] {
 
 /// Every numeric entry of `/proc`.
 fn all_pids(ctx: &Ctx<'_>) -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir(ctx.opts.root.join("/proc")) else {
+    let Ok(rd) = std::fs::read_dir(ctx.opts.root().join("/proc")) else {
         return Vec::new();
     };
     let mut v: Vec<i32> = rd
@@ -261,7 +263,7 @@ fn all_pids(ctx: &Ctx<'_>) -> Vec<i32> {
 }
 
 fn read_uptime(ctx: &Ctx<'_>) -> Option<Duration> {
-    let s = std::fs::read_to_string(ctx.opts.root.join("/proc/uptime")).ok()?;
+    let s = std::fs::read_to_string(ctx.opts.root().join("/proc/uptime")).ok()?;
     let secs: f64 = s.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_secs_f64(secs))
 }
@@ -297,8 +299,7 @@ mod walk_tests {
     use std::time::Duration;
 
     use crate::diagnose::{ids, scan, CheckPolicy, ScanOptions};
-    use crate::discovery::StateDirs;
-    use crate::host::HostRoot;
+    use crate::root::HostRoot;
 
     fn write(root: &Path, rel: &str, text: &str) {
         let p = root.join(rel);
@@ -350,13 +351,7 @@ mod walk_tests {
         process(r, 960, 1, 2, Some(960));
         // Many-threaded without a filter (a shim): passed over.
         process(r, 950, 3, 0, Some(952));
-        let opts = ScanOptions {
-            root: HostRoot::new(r),
-            state_dirs: StateDirs::default(),
-            state_dir: None,
-            live: false,
-            binaries_ns_pid: None,
-        };
+        let opts = ScanOptions::for_root(HostRoot::new(r));
         let policy = CheckPolicy {
             stuck_after: Duration::ZERO,
             ..CheckPolicy::default()

@@ -12,7 +12,7 @@ use super::Ctx;
 /// The host path of state file `name`, when the scan keeps state.
 pub(super) fn path(ctx: &Ctx<'_>, name: &str) -> Option<PathBuf> {
     let dir = ctx.opts.state_dir.as_ref()?;
-    Some(ctx.opts.root.join(dir).join(name))
+    Some(ctx.opts.root().join(dir).join(name))
 }
 
 /// Load a map; a missing or unreadable file is an empty map (the first scan,

@@ -34,9 +34,21 @@ impl HostRoot {
     }
 
     /// Re-root an absolute host path (`/proc/self/mountinfo`) under this root.
+    ///
+    /// `..` components are resolved lexically and never climb above the
+    /// root: a cgroup path a tenant shaped as `/../../etc` stays inside it.
     pub fn join(&self, host_path: impl AsRef<Path>) -> PathBuf {
-        let p = host_path.as_ref();
-        let rel = p.strip_prefix("/").unwrap_or(p);
+        use std::path::Component;
+        let mut rel = PathBuf::new();
+        for c in host_path.as_ref().components() {
+            match c {
+                Component::Normal(n) => rel.push(n),
+                Component::ParentDir => {
+                    rel.pop();
+                }
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
         self.0.join(rel)
     }
 }
@@ -64,6 +76,11 @@ mod tests {
             PathBuf::from("/dev/char")
         );
         assert!(HostRoot::real().is_real());
+        assert_eq!(
+            r.join("/sys/fs/cgroup/devices/../../../../etc/x"),
+            PathBuf::from("/tmp/fx/etc/x")
+        );
+        assert_eq!(r.join("/../.."), PathBuf::from("/tmp/fx"));
         assert!(!r.is_real());
     }
 }

@@ -6,6 +6,10 @@
 
 use std::path::Path;
 
+pub mod fakes;
+
+pub use fakes::{Call, CallLog, FakePorts};
+
 /// Whether skipping is forbidden in this run (`CI=true` or `WARDEN_NO_SKIP=1`).
 pub fn skipping_forbidden() -> bool {
     std::env::var("WARDEN_NO_SKIP").is_ok_and(|v| v == "1")
