@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use runtime_core::checks::UnknownSeverity;
 use runtime_core::diagnose::{Finding, Severity};
 use runtime_core::host::{runtimes, HostRoot, RuntimeKind};
 use runtime_core::seccomp::{self, ParseError, ProfileSource, Target};
@@ -72,7 +73,7 @@ pub enum LintOutput {
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
-    s.parse()
+    s.parse().map_err(|e: UnknownSeverity| e.to_string())
 }
 
 /// One file's result.
