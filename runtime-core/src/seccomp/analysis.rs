@@ -1,4 +1,4 @@
-//! Notify-safety analysis: a [`Profile`] in, [`Finding`]s out.
+//! Notify-safety analysis: a [`Profile`] in, [`Issue`]s out.
 //!
 //! Pure: no I/O, no runtime calls. The runtimes a profile will meet are given
 //! as [`Target`]s (from host facts on a node, from `--runtime` in a CI lint,
@@ -6,13 +6,31 @@
 
 use std::collections::BTreeMap;
 
-use crate::diagnose::{Finding, Severity};
+use serde::Serialize;
+
+use crate::checks::{CheckId, Severity};
 use crate::host::{RuntimeInfo, RuntimeKind};
 
-use super::ids;
 use super::profile::{Action, Profile, ProfileSource, SyscallRule, FLAGS, OPERATORS};
 use super::runtimes::{self, NotifyEffect, NotifyRow, Version};
 use super::syscalls::{known_on_any, Arch};
+
+/// One thing a profile gets wrong, before any container uses it: what the
+/// analysis knows from the profile and its targets alone. Diagnosis turns the
+/// ones that concern a running container into findings about that container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    /// Which check found it (one of the seccomp profile ids, see the module
+    /// docs of [`crate::seccomp`]).
+    pub check: CheckId,
+    /// How bad it is.
+    pub severity: Severity,
+    /// One sentence a profile author can act on.
+    pub message: String,
+    /// Facts that back it (JSON path, syscall, per-runtime effect), as
+    /// key/value text.
+    pub evidence: BTreeMap<String, String>,
+}
 
 /// A runtime the profile will be used with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,7 +122,7 @@ impl Default for Context {
 }
 
 /// Analyse `profile`; findings come in rule order, document-level first.
-pub fn analyze(profile: &Profile, ctx: &Context) -> Vec<Finding> {
+pub fn analyze(profile: &Profile, ctx: &Context) -> Vec<Issue> {
     let targets = if ctx.targets.is_empty() {
         Target::all_known()
     } else {
@@ -124,23 +142,20 @@ pub fn analyze(profile: &Profile, ctx: &Context) -> Vec<Finding> {
     out
 }
 
-fn finding(
-    check: &str,
+fn issue(
+    check: CheckId,
     severity: Severity,
     message: String,
     evidence: &[(&str, String)],
-) -> Finding {
-    Finding {
-        check: check.to_string(),
+) -> Issue {
+    Issue {
+        check,
         severity,
-        container: None,
         message,
         evidence: evidence
             .iter()
             .map(|(k, v)| ((*k).to_string(), v.clone()))
             .collect(),
-        repaired: false,
-        repair_note: None,
     }
 }
 
@@ -166,10 +181,10 @@ fn arch_strings(p: &Profile) -> Vec<(String, &str)> {
 
 /// Values every runtime refuses: unknown actions, architectures, flags,
 /// operators, argument indexes beyond the six syscall arguments.
-fn check_values(p: &Profile, out: &mut Vec<Finding>) {
+fn check_values(p: &Profile, out: &mut Vec<Issue>) {
     let invalid = |path: String, value: &str, what: &str| {
-        finding(
-            ids::INVALID_VALUE,
+        issue(
+            CheckId::SeccompInvalidValue,
             Severity::Error,
             format!(
                 "{path}: {value:?} is not a valid seccomp {what}; runc and crun refuse the profile"
@@ -219,13 +234,18 @@ fn check_values(p: &Profile, out: &mut Vec<Finding>) {
 
 /// Things one runtime (version) refuses or silently drops that another
 /// accepts: the profile works on one node and not the next.
-fn check_runtime_compat(p: &Profile, ctx: &Context, targets: &[Target], out: &mut Vec<Finding>) {
+fn check_runtime_compat(p: &Profile, ctx: &Context, targets: &[Target], out: &mut Vec<Issue>) {
     let oci = matches!(ctx.source, ProfileSource::OciConfig { .. });
     for t in targets {
         let inc = |message: String, ev: &[(&str, String)]| {
             let mut e = vec![("runtime", t.label())];
             e.extend(ev.iter().cloned());
-            finding(ids::RUNTIME_INCOMPATIBLE, Severity::Error, message, &e)
+            issue(
+                CheckId::SeccompRuntimeIncompatible,
+                Severity::Error,
+                message,
+                &e,
+            )
         };
         match t.kind {
             RuntimeKind::Runc => {
@@ -285,8 +305,8 @@ fn check_runtime_compat(p: &Profile, ctx: &Context, targets: &[Target], out: &mu
     if oci {
         for (i, r) in p.syscalls.iter().enumerate() {
             if r.names.is_empty() && r.name.is_some() {
-                out.push(finding(
-                    ids::RUNTIME_INCOMPATIBLE,
+                out.push(issue(
+                    CheckId::SeccompRuntimeIncompatible,
                     Severity::Error,
                     format!(
                         "syscalls[{i}] uses Docker's legacy `name` in an OCI config: crun refuses the config, runc ignores the rule"
@@ -314,7 +334,7 @@ fn unsupported_rows(t: &Target) -> impl Iterator<Item = &'static NotifyRow> + '_
 }
 
 /// Notify as the default, notify without a listener, a listener without notify.
-fn check_notify_setup(p: &Profile, ctx: &Context, targets: &[Target], out: &mut Vec<Finding>) {
+fn check_notify_setup(p: &Profile, ctx: &Context, targets: &[Target], out: &mut Vec<Issue>) {
     let listener = p.listener_path.as_deref().filter(|s| !s.is_empty());
     let runtimes = targets
         .iter()
@@ -322,8 +342,8 @@ fn check_notify_setup(p: &Profile, ctx: &Context, targets: &[Target], out: &mut 
         .collect::<Vec<_>>()
         .join(", ");
     if Action::parse(&p.default_action) == Action::Notify {
-        out.push(finding(
-            ids::NOTIFY_DEFAULT_ACTION,
+        out.push(issue(
+            CheckId::SeccompNotifyDefaultAction,
             Severity::Error,
             "defaultAction is SCMP_ACT_NOTIFY: every syscall the runtime makes after installing the filter \
              goes to the agent (runc refuses this; crun waits on the agent for each one)"
@@ -346,8 +366,8 @@ fn check_notify_setup(p: &Profile, ctx: &Context, targets: &[Target], out: &mut 
                  and crun starts with notified calls failing with ENOSYS",
             ),
         };
-        out.push(finding(
-            ids::NOTIFY_NO_LISTENER,
+        out.push(issue(
+            CheckId::SeccompNotifyNoListener,
             severity,
             format!("SCMP_ACT_NOTIFY is used but listenerPath is not set: {why}"),
             &[
@@ -358,8 +378,8 @@ fn check_notify_setup(p: &Profile, ctx: &Context, targets: &[Target], out: &mut 
         ));
     }
     if !p.uses_notify() && listener.is_some() {
-        out.push(finding(
-            ids::LISTENER_WITHOUT_NOTIFY,
+        out.push(issue(
+            CheckId::SeccompListenerWithoutNotify,
             Severity::Warning,
             "listenerPath is set but no rule uses SCMP_ACT_NOTIFY: crun still connects to the socket and fails \
              container start when no agent listens there"
@@ -374,12 +394,7 @@ fn check_notify_setup(p: &Profile, ctx: &Context, targets: &[Target], out: &mut 
 
 /// Notify on syscalls the runtime itself makes before `execve` (the table),
 /// and on `execve` itself.
-fn check_notify_syscalls(
-    p: &Profile,
-    targets: &[Target],
-    nnp: Option<bool>,
-    out: &mut Vec<Finding>,
-) {
+fn check_notify_syscalls(p: &Profile, targets: &[Target], nnp: Option<bool>, out: &mut Vec<Issue>) {
     let mut seen = std::collections::BTreeSet::new();
     for (i, name) in p.notify_names() {
         if !seen.insert(name) {
@@ -442,31 +457,25 @@ fn check_notify_syscalls(
             } else {
                 "container start waits on the agent answering the runtime's own calls"
             };
-            out.push(Finding {
-                check: ids::NOTIFY_UNSAFE.into(),
+            out.push(Issue {
+                check: CheckId::SeccompNotifyUnsafe,
                 severity,
-                container: None,
                 message: format!(
                     "SCMP_ACT_NOTIFY on `{name}`, which the runtime itself calls between installing the filter and \
                      execve: {}; {tail}",
                     who.join("; ")
                 ),
                 evidence: ev,
-                repaired: false,
-                repair_note: None,
             });
         } else if runtimes::START_NEEDS_AGENT.contains(&name) {
-            out.push(Finding {
-                check: ids::NOTIFY_NEEDS_AGENT.into(),
+            out.push(Issue {
+                check: CheckId::SeccompNotifyNeedsAgent,
                 severity: Severity::Warning,
-                container: None,
                 message: format!(
                     "SCMP_ACT_NOTIFY on `{name}`: the container's first program waits for the agent's answer, so every \
                      start (and every exec) needs a live, answering agent"
                 ),
                 evidence: ev,
-                repaired: false,
-                repair_note: None,
             });
         }
     }
@@ -501,7 +510,7 @@ fn row_text(r: &NotifyRow, t: &Target) -> String {
 /// rule protects nothing. A real name that exists on none of the
 /// architectures a profile lists is only noted: one profile often serves
 /// several architectures, and Docker gates such rules with `includes.arches`.
-fn check_names(p: &Profile, out: &mut Vec<Finding>) {
+fn check_names(p: &Profile, out: &mut Vec<Issue>) {
     let listed: Vec<Arch> = arch_strings(p)
         .into_iter()
         .filter_map(|(_, a)| Arch::parse(a))
@@ -531,8 +540,8 @@ fn check_names(p: &Profile, out: &mut Vec<Finding>) {
             };
             if known_on_any(&Arch::TABLED, name) == Some(false) {
                 reported.insert(name);
-                out.push(finding(
-                    ids::UNKNOWN_SYSCALL,
+                out.push(issue(
+                    CheckId::SeccompUnknownSyscall,
                     Severity::Warning,
                     format!(
                         "`{name}` is not a syscall on any architecture; runtimes skip it, so syscalls[{i}] does not \
@@ -542,8 +551,8 @@ fn check_names(p: &Profile, out: &mut Vec<Finding>) {
                 ));
             } else if !listed.is_empty() && !gated && known_on_any(&listed, name) == Some(false) {
                 reported.insert(name);
-                out.push(finding(
-                    ids::UNKNOWN_SYSCALL,
+                out.push(issue(
+                    CheckId::SeccompUnknownSyscall,
                     Severity::Info,
                     format!("`{name}` does not exist on the listed architectures; syscalls[{i}] does nothing for it"),
                     &ev(arch_list.clone()),
@@ -577,7 +586,7 @@ fn match_key(r: &SyscallRule) -> String {
 /// The same syscall matched twice by identical conditions: with the same
 /// outcome it is noise; with different outcomes the profile contradicts
 /// itself and which rule wins is up to libseccomp.
-fn check_duplicates(p: &Profile, out: &mut Vec<Finding>) {
+fn check_duplicates(p: &Profile, out: &mut Vec<Issue>) {
     let mut first: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (i, r) in p.syscalls.iter().enumerate() {
         let key = match_key(r);
@@ -597,15 +606,15 @@ fn check_duplicates(p: &Profile, out: &mut Vec<Finding>) {
                 ("path", format!("syscalls[{i}]")),
             ];
             if same_outcome {
-                out.push(finding(
-                    ids::DUPLICATE_RULE,
+                out.push(issue(
+                    CheckId::SeccompDuplicateRule,
                     Severity::Info,
                     format!("`{name}` is matched again by syscalls[{i}] with the same conditions and action as syscalls[{j}]"),
                     &ev,
                 ));
             } else {
-                out.push(finding(
-                    ids::CONFLICTING_RULE,
+                out.push(issue(
+                    CheckId::SeccompConflictingRule,
                     Severity::Warning,
                     format!(
                         "`{name}` has contradicting rules: syscalls[{j}] says {}{} and syscalls[{i}] says {}{} under \
@@ -632,12 +641,12 @@ fn errno_suffix(r: &SyscallRule) -> String {
 mod tests {
     use super::*;
 
-    fn lint(json: &str) -> Vec<Finding> {
+    fn lint(json: &str) -> Vec<Issue> {
         analyze(&Profile::from_json(json).unwrap(), &Context::default())
     }
 
-    fn checks(f: &[Finding]) -> Vec<(&str, Severity)> {
-        f.iter().map(|f| (f.check.as_str(), f.severity)).collect()
+    fn checks(f: &[Issue]) -> Vec<(CheckId, Severity)> {
+        f.iter().map(|f| (f.check, f.severity)).collect()
     }
 
     fn notify(names: &str) -> String {
@@ -650,7 +659,10 @@ mod tests {
     #[test]
     fn notify_on_close_is_unsafe_for_both_runtimes() {
         let f = lint(&notify(r#""close""#));
-        assert_eq!(checks(&f), vec![(ids::NOTIFY_UNSAFE, Severity::Error)]);
+        assert_eq!(
+            checks(&f),
+            vec![(CheckId::SeccompNotifyUnsafe, Severity::Error)]
+        );
         assert!(
             f[0].evidence["runc"].contains("hangs"),
             "{:?}",
@@ -662,14 +674,16 @@ mod tests {
             f[0].evidence
         );
         assert_eq!(f[0].evidence["syscall"], "close");
-        assert!(f[0].container.is_none());
     }
 
     #[test]
     fn sendmsg_depends_on_crun_version() {
         // Any version: the crun < 1.6 deadlock applies.
         let f = lint(&notify(r#""sendmsg""#));
-        assert_eq!(checks(&f), vec![(ids::NOTIFY_UNSAFE, Severity::Error)]);
+        assert_eq!(
+            checks(&f),
+            vec![(CheckId::SeccompNotifyUnsafe, Severity::Error)]
+        );
         assert!(f[0].evidence["crun"].contains("deadlock"));
         assert!(!f[0].evidence.contains_key("runc"));
         // On this project's versions it is safe.
@@ -698,7 +712,7 @@ mod tests {
         assert!(analyze(&p, &with(true)).is_empty());
         assert_eq!(
             checks(&analyze(&p, &with(false))),
-            vec![(ids::NOTIFY_UNSAFE, Severity::Error)]
+            vec![(CheckId::SeccompNotifyUnsafe, Severity::Error)]
         );
     }
 
@@ -708,9 +722,9 @@ mod tests {
         assert_eq!(
             checks(&f),
             vec![
-                (ids::NOTIFY_NEEDS_AGENT, Severity::Warning),
-                (ids::NOTIFY_NEEDS_AGENT, Severity::Warning),
-                (ids::NOTIFY_UNSAFE, Severity::Warning),
+                (CheckId::SeccompNotifyNeedsAgent, Severity::Warning),
+                (CheckId::SeccompNotifyNeedsAgent, Severity::Warning),
+                (CheckId::SeccompNotifyUnsafe, Severity::Warning),
             ]
         );
     }
@@ -722,7 +736,10 @@ mod tests {
                 "syscalls": [{"names": ["close"], "action": "SCMP_ACT_NOTIFY",
                               "args": [{"index": 0, "value": 99, "op": "SCMP_CMP_EQ"}]}]}"#,
         );
-        assert_eq!(checks(&f), vec![(ids::NOTIFY_UNSAFE, Severity::Warning)]);
+        assert_eq!(
+            checks(&f),
+            vec![(CheckId::SeccompNotifyUnsafe, Severity::Warning)]
+        );
         assert!(f[0].evidence.contains_key("note"));
     }
 
@@ -731,7 +748,7 @@ mod tests {
         let f = lint(r#"{"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/s"}"#);
         assert_eq!(
             checks(&f),
-            vec![(ids::NOTIFY_DEFAULT_ACTION, Severity::Error)]
+            vec![(CheckId::SeccompNotifyDefaultAction, Severity::Error)]
         );
 
         let f = lint(
@@ -739,7 +756,7 @@ mod tests {
         );
         assert_eq!(
             checks(&f),
-            vec![(ids::NOTIFY_NO_LISTENER, Severity::Warning)]
+            vec![(CheckId::SeccompNotifyNoListener, Severity::Warning)]
         );
         let p = Profile::from_json(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#).unwrap();
         let oci = Context {
@@ -751,13 +768,13 @@ mod tests {
         };
         assert_eq!(
             checks(&analyze(&p, &oci)),
-            vec![(ids::NOTIFY_NO_LISTENER, Severity::Error)]
+            vec![(CheckId::SeccompNotifyNoListener, Severity::Error)]
         );
 
         let f = lint(r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/s"}"#);
         assert_eq!(
             checks(&f),
-            vec![(ids::LISTENER_WITHOUT_NOTIFY, Severity::Warning)]
+            vec![(CheckId::SeccompListenerWithoutNotify, Severity::Warning)]
         );
 
         // runc before 1.1 has no notify.
@@ -769,7 +786,7 @@ mod tests {
         };
         assert_eq!(
             checks(&analyze(&p, &old)),
-            vec![(ids::RUNTIME_INCOMPATIBLE, Severity::Error)]
+            vec![(CheckId::SeccompRuntimeIncompatible, Severity::Error)]
         );
         // ... but "runc at any version" does not claim it.
         assert!(lint(&notify(r#""mkdir""#)).is_empty());
@@ -785,7 +802,7 @@ mod tests {
         );
         let paths: Vec<&str> = f
             .iter()
-            .filter(|f| f.check == ids::INVALID_VALUE)
+            .filter(|f| f.check == CheckId::SeccompInvalidValue)
             .map(|f| f.evidence["path"].as_str())
             .collect();
         assert_eq!(
@@ -802,7 +819,8 @@ mod tests {
         // Flags: runc before 1.2 refuses them.
         assert!(f
             .iter()
-            .any(|f| f.check == ids::RUNTIME_INCOMPATIBLE && f.evidence["runtime"] == "runc"));
+            .any(|f| f.check == CheckId::SeccompRuntimeIncompatible
+                && f.evidence["runtime"] == "runc"));
     }
 
     #[test]
@@ -810,7 +828,10 @@ mod tests {
         let f = lint(
             r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "raed", "_llseek"], "action": "SCMP_ACT_ALLOW"}]}"#,
         );
-        assert_eq!(checks(&f), vec![(ids::UNKNOWN_SYSCALL, Severity::Warning)]);
+        assert_eq!(
+            checks(&f),
+            vec![(CheckId::SeccompUnknownSyscall, Severity::Warning)]
+        );
         assert_eq!(f[0].evidence["syscall"], "raed");
         let f = lint(
             r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
@@ -825,8 +846,8 @@ mod tests {
         assert_eq!(
             checks(&f),
             vec![
-                (ids::UNKNOWN_SYSCALL, Severity::Info),
-                (ids::UNKNOWN_SYSCALL, Severity::Warning)
+                (CheckId::SeccompUnknownSyscall, Severity::Info),
+                (CheckId::SeccompUnknownSyscall, Severity::Warning)
             ]
         );
         assert_eq!(f[0].evidence["syscall"], "open");
@@ -848,8 +869,8 @@ mod tests {
         assert_eq!(
             checks(&f),
             vec![
-                (ids::DUPLICATE_RULE, Severity::Info),
-                (ids::CONFLICTING_RULE, Severity::Warning)
+                (CheckId::SeccompDuplicateRule, Severity::Info),
+                (CheckId::SeccompConflictingRule, Severity::Warning)
             ]
         );
         assert_eq!(f[1].evidence["first"], "syscalls[0]");
@@ -863,7 +884,7 @@ mod tests {
         );
         assert_eq!(
             checks(&f),
-            vec![(ids::RUNTIME_INCOMPATIBLE, Severity::Error)]
+            vec![(CheckId::SeccompRuntimeIncompatible, Severity::Error)]
         );
         assert_eq!(f[0].evidence["runtime"], "crun");
 
@@ -878,7 +899,7 @@ mod tests {
         };
         assert_eq!(
             checks(&analyze(&p, &oci)),
-            vec![(ids::RUNTIME_INCOMPATIBLE, Severity::Error)]
+            vec![(CheckId::SeccompRuntimeIncompatible, Severity::Error)]
         );
     }
 
