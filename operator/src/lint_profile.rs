@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use runtime_core::diagnose::{Finding, Severity};
+use runtime_core::checks::{CheckId, Severity, UnknownSeverity};
 use runtime_core::host::{runtimes, HostRoot, RuntimeKind};
-use runtime_core::seccomp::{self, ParseError, ProfileSource, Target};
-use serde::Serialize;
+use runtime_core::seccomp::{self, Issue, ParseError, ProfileSource, Target};
+use serde::{Serialize, Serializer};
 
 use crate::check::Outcome;
 
@@ -72,8 +72,7 @@ pub enum LintOutput {
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
-    s.parse()
-        .map_err(|e: runtime_core::checks::UnknownSeverity| e.to_string())
+    s.parse().map_err(|e: UnknownSeverity| e.to_string())
 }
 
 /// One file's result.
@@ -85,9 +84,33 @@ struct FileReport {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<&'static str>,
-    findings: Vec<Finding>,
+    #[serde(serialize_with = "as_findings")]
+    findings: Vec<Issue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<FileError>,
+}
+
+/// One issue in the JSON report, in the shape the report has always had
+/// (that of a `warden check` finding without a container, never repaired),
+/// so scripts reading `--output json` see no change.
+#[derive(Debug, Serialize)]
+struct JsonFinding<'a> {
+    check: CheckId,
+    severity: Severity,
+    message: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    evidence: &'a BTreeMap<String, String>,
+    repaired: bool,
+}
+
+fn as_findings<S: Serializer>(issues: &[Issue], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(issues.iter().map(|i| JsonFinding {
+        check: i.check,
+        severity: i.severity,
+        message: &i.message,
+        evidence: &i.evidence,
+        repaired: false,
+    }))
 }
 
 #[derive(Debug, Serialize)]
@@ -417,7 +440,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("p.json");
         std::fs::write(&p, r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["setresuid"],"action":"SCMP_ACT_NOTIFY"}]}"#).unwrap();
-        let checks = |nnp| -> Vec<(String, Severity)> {
+        let checks = |nnp| -> Vec<(CheckId, Severity)> {
             lint_file(&p, &[Target::parse("crun@1.8.1").unwrap()], nnp)
                 .findings
                 .into_iter()
@@ -426,19 +449,13 @@ mod tests {
         };
         assert_eq!(
             checks(Some(true)),
-            vec![(
-                seccomp::ids::NOTIFY_NO_LISTENER.to_string(),
-                Severity::Warning
-            )]
+            vec![(CheckId::SeccompNotifyNoListener, Severity::Warning)]
         );
         assert_eq!(
             checks(Some(false)),
             vec![
-                (
-                    seccomp::ids::NOTIFY_NO_LISTENER.to_string(),
-                    Severity::Warning
-                ),
-                (seccomp::ids::NOTIFY_UNSAFE.to_string(), Severity::Error),
+                (CheckId::SeccompNotifyNoListener, Severity::Warning),
+                (CheckId::SeccompNotifyUnsafe, Severity::Error),
             ]
         );
     }

@@ -15,13 +15,15 @@
 //! - [`profile`]: the model and parser ([`parse_input`] takes a standalone
 //!   profile or a whole OCI config); unknown fields are kept; malformed input
 //!   is a [`ParseError`] with the JSON path.
-//! - [`analysis`]: [`analyze`] turns a profile into [`Finding`]s
-//!   (`container: None`; `warden check` attaches containers later).
+//! - [`analysis`]: [`analyze`] turns a profile into [`Issue`]s, each named
+//!   by a [`CheckId`](crate::checks::CheckId) (no container: `warden check`
+//!   makes findings of them for the containers that use the profile).
 //! - [`syscalls`]: syscall names per architecture.
 //!
 //! # Check ids
 //!
-//! Stable: reports, metrics and policies use them.
+//! Stable: reports, metrics and policies use them. They are the
+//! [`CheckId`](crate::checks::CheckId)s for which `is_profile_check()` holds.
 //!
 //! | id | severity | meaning |
 //! |---|---|---|
@@ -41,56 +43,16 @@ pub mod profile;
 pub mod runtimes;
 pub mod syscalls;
 
-pub use analysis::{analyze, Context, Target};
+pub use analysis::{analyze, Context, Issue, Target};
 pub use profile::{
     parse_input, Action, ParseError, ParsedInput, Profile, ProfileSource, SyscallRule,
 };
 pub use runtimes::{NotifyEffect, NotifyRow, VersionRange, NOTIFY_TABLE};
 
-/// The stable check ids this module reports (see the module docs).
-pub mod ids {
-    /// Notify on a syscall the runtime makes before `execve`.
-    pub const NOTIFY_UNSAFE: &str = "seccomp-notify-unsafe";
-    /// `defaultAction` is notify.
-    pub const NOTIFY_DEFAULT_ACTION: &str = "seccomp-notify-default-action";
-    /// Notify with no `listenerPath`.
-    pub const NOTIFY_NO_LISTENER: &str = "seccomp-notify-no-listener";
-    /// Notify on `execve`/`execveat`.
-    pub const NOTIFY_NEEDS_AGENT: &str = "seccomp-notify-needs-agent";
-    /// `listenerPath` without any notify rule.
-    pub const LISTENER_WITHOUT_NOTIFY: &str = "seccomp-listener-without-notify";
-    /// A target runtime refuses or drops part of the profile.
-    pub const RUNTIME_INCOMPATIBLE: &str = "seccomp-runtime-incompatible";
-    /// A value every runtime refuses.
-    pub const INVALID_VALUE: &str = "seccomp-invalid-value";
-    /// A syscall name no listed architecture knows.
-    pub const UNKNOWN_SYSCALL: &str = "seccomp-unknown-syscall";
-    /// Contradicting rules for one syscall.
-    pub const CONFLICTING_RULE: &str = "seccomp-conflicting-rule";
-    /// A rule repeated.
-    pub const DUPLICATE_RULE: &str = "seccomp-duplicate-rule";
-
-    /// Every id, for documentation and tests.
-    pub const ALL: &[&str] = &[
-        NOTIFY_UNSAFE,
-        NOTIFY_DEFAULT_ACTION,
-        NOTIFY_NO_LISTENER,
-        NOTIFY_NEEDS_AGENT,
-        LISTENER_WITHOUT_NOTIFY,
-        RUNTIME_INCOMPATIBLE,
-        INVALID_VALUE,
-        UNKNOWN_SYSCALL,
-        CONFLICTING_RULE,
-        DUPLICATE_RULE,
-    ];
-}
-
-pub use crate::diagnose::Finding;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::Severity;
+    use crate::checks::{CheckId, Severity};
 
     fn fixture(name: &str) -> String {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -99,7 +61,7 @@ mod tests {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
-    fn lint(name: &str) -> Vec<Finding> {
+    fn lint(name: &str) -> Vec<Issue> {
         let input = parse_input(&fixture(name)).unwrap();
         let ctx = Context {
             source: input.source,
@@ -125,8 +87,8 @@ mod tests {
         let f = lint("notify-close.json");
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(
-            (f[0].check.as_str(), f[0].severity),
-            (ids::NOTIFY_UNSAFE, Severity::Error)
+            (f[0].check, f[0].severity),
+            (CheckId::SeccompNotifyUnsafe, Severity::Error)
         );
     }
 
@@ -161,7 +123,10 @@ mod tests {
     #[test]
     fn oci_config_fixture_uses_its_no_new_privileges() {
         let f = lint("oci-config-notify-write.json");
-        let unsafe_: Vec<&Finding> = f.iter().filter(|f| f.check == ids::NOTIFY_UNSAFE).collect();
+        let unsafe_: Vec<&Issue> = f
+            .iter()
+            .filter(|f| f.check == CheckId::SeccompNotifyUnsafe)
+            .collect();
         assert_eq!(unsafe_.len(), 1, "{f:#?}");
         assert_eq!(unsafe_[0].evidence["syscall"], "write");
         assert!(unsafe_[0].evidence["runc"].contains("refuses"));
@@ -180,7 +145,7 @@ mod tests {
     #[test]
     fn every_id_is_documented_in_the_module_table() {
         let docs = include_str!("mod.rs");
-        for id in super::ids::ALL {
+        for id in CheckId::ALL.iter().filter(|c| c.is_profile_check()) {
             assert!(
                 docs.contains(&format!("| `{id}` |")),
                 "{id} missing from the table"

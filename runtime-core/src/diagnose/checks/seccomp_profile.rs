@@ -7,10 +7,6 @@ use crate::diagnose::Finding;
 use crate::discovery::Container;
 use crate::seccomp::{analyze, parse_input, Context, Target};
 
-/// Only the notify family concerns a running container: the rest (unknown
-/// names, duplicates) is for `warden lint-profile` before deployment.
-const PREFIX: &str = "seccomp-notify";
-
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
     let Some(spec) = c.config.as_deref() else {
         return Vec::new();
@@ -50,10 +46,18 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
     };
     analyze(&profile, &actx)
         .into_iter()
-        .filter(|f| f.check.starts_with(PREFIX))
-        .map(|mut f| {
-            f.container = Some(c.reference());
-            f
+        // Only the notify family concerns a running container: the rest
+        // (unknown names, duplicates) is for `warden lint-profile` before
+        // deployment.
+        .filter(|issue| issue.check.is_notify_profile_check())
+        .map(|issue| Finding {
+            check: issue.check.as_str().to_string(),
+            severity: issue.severity,
+            container: Some(c.reference()),
+            message: issue.message,
+            evidence: issue.evidence,
+            repaired: false,
+            repair_note: None,
         })
         .collect()
 }
