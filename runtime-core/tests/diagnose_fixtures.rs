@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
 
-use runtime_core::diagnose::{ids, scan, CheckPolicy, ScanOptions, Severity};
+use runtime_core::diagnose::{scan, CheckId, CheckPolicy, ScanOptions, Severity};
 use runtime_core::root::HostRoot;
 
 const MOUNTINFO: &str = "\
@@ -82,7 +82,10 @@ fn shim_eventfd_growth_is_reported_after_it_grows() {
 
     let first = scan(&opts(r), &policy);
     assert!(
-        !first.findings.iter().any(|f| f.check == ids::SHIM_FD_LEAK),
+        !first
+            .findings
+            .iter()
+            .any(|f| f.check == CheckId::ShimFdLeak),
         "{:?}",
         first.findings
     );
@@ -94,7 +97,10 @@ fn shim_eventfd_growth_is_reported_after_it_grows() {
     eventfds(r, 700, 5);
     let second = scan(&opts(r), &policy);
     assert!(
-        !second.findings.iter().any(|f| f.check == ids::SHIM_FD_LEAK),
+        !second
+            .findings
+            .iter()
+            .any(|f| f.check == CheckId::ShimFdLeak),
         "growth 2 < threshold 5"
     );
 
@@ -103,18 +109,21 @@ fn shim_eventfd_growth_is_reported_after_it_grows() {
     let f = third
         .findings
         .iter()
-        .find(|f| f.check == ids::SHIM_FD_LEAK)
+        .find(|f| f.check == CheckId::ShimFdLeak)
         .expect("growth of 6 eventfds is a leak");
-    assert_eq!(f.evidence["pid"], "700");
-    assert_eq!(f.evidence["eventfds"], "9");
-    assert_eq!(f.evidence["eventfds_first_seen"], "3");
-    assert!(f.message.contains("per minute"));
+    assert_eq!(f.evidence()["pid"], "700");
+    assert_eq!(f.evidence()["eventfds"], "9");
+    assert_eq!(f.evidence()["eventfds_first_seen"], "3");
+    assert!(f.message().contains("per minute"));
 
     // A recycled pid (new start time) starts afresh.
     process(r, 700, "containerd-shim", "S", "ep_poll", 200, "/");
     eventfds(r, 700, 9);
     let fourth = scan(&opts(r), &policy);
-    assert!(!fourth.findings.iter().any(|f| f.check == ids::SHIM_FD_LEAK));
+    assert!(!fourth
+        .findings
+        .iter()
+        .any(|f| f.check == CheckId::ShimFdLeak));
 }
 
 #[test]
@@ -149,13 +158,13 @@ fn seccomp_stuck_tasks_past_the_threshold_are_attributed_by_cgroup() {
     let stuck: Vec<_> = f
         .findings
         .iter()
-        .filter(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+        .filter(|f| f.check == CheckId::SeccompNotifyStuck)
         .collect();
     assert_eq!(stuck.len(), 1, "{stuck:?}");
     let c = stuck[0].container.as_ref().expect("attributed");
     assert_eq!(c.id, "hung-1");
     assert_eq!(stuck[0].severity, Severity::Error);
-    assert_eq!(stuck[0].evidence["pid"], "800");
+    assert_eq!(stuck[0].evidence()["pid"], "800");
 
     let quick = CheckPolicy {
         stuck_after: Duration::ZERO,
@@ -165,7 +174,7 @@ fn seccomp_stuck_tasks_past_the_threshold_are_attributed_by_cgroup() {
     assert_eq!(
         f.findings
             .iter()
-            .filter(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+            .filter(|f| f.check == CheckId::SeccompNotifyStuck)
             .count(),
         2
     );
@@ -185,7 +194,7 @@ fn clean_fixture_has_no_findings_and_old_kernels_are_flagged() {
     let race = f
         .findings
         .iter()
-        .find(|f| f.check == ids::CGROUP_ATTACH_RACE)
+        .find(|f| f.check == CheckId::CgroupAttachRace)
         .expect("5.4 is exposed");
     assert!(race.container.is_none());
 }
@@ -208,18 +217,18 @@ fn runc_1_1_4_under_systemd_without_dev_char_is_the_seed_003_landmine() {
     let latent = f
         .findings
         .iter()
-        .find(|f| f.check == ids::DEVICE_RULES_LATENT)
+        .find(|f| f.check == CheckId::DeviceRulesLatent)
         .expect("landmine reported before it fires");
     assert!(latent.container.is_none());
     assert!(
-        latent.message.contains("daemon-reload"),
+        latent.message().contains("daemon-reload"),
         "{}",
-        latent.message
+        latent.message()
     );
     assert!(
         f.findings
             .iter()
-            .any(|f| f.check == ids::DEVICE_UPDATE_JITTER),
+            .any(|f| f.check == CheckId::DeviceUpdateJitter),
         "runc < 1.1.8 with systemd on v1 proceeds after a failed freeze"
     );
 
@@ -229,7 +238,7 @@ fn runc_1_1_4_under_systemd_without_dev_char_is_the_seed_003_landmine() {
     assert!(!f
         .findings
         .iter()
-        .any(|f| f.check == ids::DEVICE_RULES_LATENT));
+        .any(|f| f.check == CheckId::DeviceRulesLatent));
 }
 
 #[test]
@@ -265,7 +274,7 @@ fn a_containers_own_notify_on_close_profile_is_unsafe() {
     let unsafe_ = f
         .findings
         .iter()
-        .find(|f| f.check == ids::SECCOMP_NOTIFY_UNSAFE)
+        .find(|f| f.check == CheckId::SeccompNotifyUnsafe)
         .unwrap_or_else(|| {
             panic!(
                 "notify on close not flagged: {:?} {:?} {:?}",
@@ -304,7 +313,7 @@ fn a_workload_waiting_on_its_agent_is_not_an_old_stuck_init() {
         !first
             .findings
             .iter()
-            .any(|f| f.check == ids::SECCOMP_NOTIFY_STUCK),
+            .any(|f| f.check == CheckId::SeccompNotifyStuck),
         "first sighting is not stuck: {:?}",
         first.findings
     );
@@ -325,12 +334,12 @@ fn a_workload_waiting_on_its_agent_is_not_an_old_stuck_init() {
     let f = second
         .findings
         .iter()
-        .find(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+        .find(|f| f.check == CheckId::SeccompNotifyStuck)
         .expect("reported after a minute of waiting");
     assert_eq!(f.severity, Severity::Warning);
-    assert_eq!(f.evidence["runtime_init"], "false");
+    assert_eq!(f.evidence()["runtime_init"], "false");
     // Never killed, even with killStuckInits: it is the workload.
-    match plan(f, None, &o, &policy) {
+    match plan(f, None, &second.snapshot, &second.host, &policy) {
         Err(PlanError::NotRepairable(why)) => assert!(why.contains("workload"), "{why}"),
         other => panic!("a workload must not get a kill plan: {other:?}"),
     }
@@ -378,7 +387,7 @@ fn a_task_stuck_in_d_state_blocks_the_freezer_and_is_named() {
     let fb = f
         .findings
         .iter()
-        .find(|f| f.check == ids::FREEZE_BLOCKED)
+        .find(|f| f.check == CheckId::FreezeBlocked)
         .unwrap_or_else(|| {
             panic!(
                 "D-state blocker not reported: {:?} {:?}",
@@ -387,13 +396,13 @@ fn a_task_stuck_in_d_state_blocks_the_freezer_and_is_named() {
         });
     assert_eq!(fb.container.as_ref().map(|c| c.id.as_str()), Some("blk"));
     assert!(
-        fb.evidence["tasks"].contains("pid 961"),
+        fb.evidence()["tasks"].contains("pid 961"),
         "{}",
-        fb.evidence["tasks"]
+        fb.evidence()["tasks"]
     );
-    assert!(fb.evidence["tasks"].contains("fifo_open"));
+    assert!(fb.evidence()["tasks"].contains("fifo_open"));
     assert!(
-        !fb.evidence["tasks"].contains("962"),
+        !fb.evidence()["tasks"].contains("962"),
         "a frozen task is not a blocker"
     );
 
@@ -404,5 +413,5 @@ fn a_task_stuck_in_d_state_blocks_the_freezer_and_is_named() {
         "FREEZING\n",
     );
     let f = scan(&opts(r), &CheckPolicy::default());
-    assert!(!f.findings.iter().any(|f| f.check == ids::FREEZE_BLOCKED));
+    assert!(!f.findings.iter().any(|f| f.check == CheckId::FreezeBlocked));
 }

@@ -34,7 +34,10 @@ pub type FindingKey = (Option<String>, String);
 
 /// The key of `f`.
 pub fn key(f: &Finding) -> FindingKey {
-    (f.container.as_ref().map(|c| c.id.clone()), f.check.clone())
+    (
+        f.container.as_ref().map(|c| c.id.clone()),
+        f.check.to_string(),
+    )
 }
 
 /// Per-finding backoff after failed repairs.
@@ -177,7 +180,7 @@ impl Engine {
         let mut runnable = Vec::new();
         if policy.enforce {
             let now = Instant::now();
-            for p in fix::plan_all(&report, &self.opts, &policy.check) {
+            for p in fix::plan_all(&report, &policy.check) {
                 let i = p.finding;
                 if p.plan.is_none() {
                     notes[i] = Some(fix::apply_one(&p, &self.opts));

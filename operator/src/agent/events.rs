@@ -83,7 +83,7 @@ fn describe(f: &Finding) -> String {
             None => format!("container {}", short(&c.id)),
         })
         .unwrap_or_else(|| "node".into());
-    cut(format!("{}: {who}: {}", f.check, f.message))
+    cut(format!("{}: {who}: {}", f.check, f.message()))
 }
 
 fn short(id: &str) -> &str {
@@ -276,8 +276,12 @@ pub fn log(events: &[NodeEvent]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use runtime_core::devices::DeviceType;
+    use runtime_core::diagnose::cause::{Cause, DeviceAccessCause, Layer, RefusedDevice};
     use runtime_core::diagnose::ContainerRef;
+    use runtime_core::diagnose::Snapshot;
     use runtime_core::host::HostFacts;
+    use runtime_core::ports::Ports;
     use runtime_core::root::HostRoot;
 
     pub(crate) fn finding(
@@ -285,21 +289,29 @@ pub(crate) mod tests {
         check: &str,
         sev: Severity,
     ) -> Finding {
-        Finding {
-            check: check.into(),
-            severity: sev,
-            container: container.map(|(id, pod)| ContainerRef {
+        Finding::new(
+            check.parse().expect("a check id"),
+            sev,
+            container.map(|(id, pod)| ContainerRef {
                 id: id.into(),
                 runtime: "runc".into(),
                 pod_namespace: pod.map(|p| p.0.into()),
                 pod_name: pod.map(|p| p.1.into()),
                 container_name: Some("app".into()),
             }),
-            message: "cannot open /dev/null".into(),
-            evidence: Default::default(),
-            repaired: false,
-            repair_note: None,
-        }
+            // Renders as "container cannot open /dev/null".
+            Cause::DeviceAccess(DeviceAccessCause {
+                refused: vec![RefusedDevice {
+                    path: "/dev/null".into(),
+                    device: (DeviceType::Char, 1, 3),
+                    by: vec![Layer::V1],
+                    canary: false,
+                }],
+                canary_error: None,
+                v1_cgroup: None,
+                v2_cgroup: None,
+            }),
+        )
     }
 
     pub(crate) fn scan(findings: Vec<Finding>) -> ScanReport {
@@ -310,6 +322,10 @@ pub(crate) mod tests {
             containers: vec![],
             skipped: vec![],
             discovered: vec![],
+            snapshot: Snapshot::new(
+                Ports::for_root(HostRoot::new("/nonexistent/warden-test-root"), None),
+                Vec::new(),
+            ),
         }
     }
 

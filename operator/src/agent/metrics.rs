@@ -142,7 +142,7 @@ impl Metrics {
         for f in report.findings.iter().filter(|f| !f.repaired) {
             self.findings
                 .get_or_create(&FindingLabels {
-                    check: f.check.clone(),
+                    check: f.check.to_string(),
                     severity: f.severity.to_string(),
                 })
                 .inc();
@@ -154,7 +154,7 @@ impl Metrics {
         for a in attempts {
             self.repairs
                 .get_or_create(&RepairLabels {
-                    check: a.finding.check.clone(),
+                    check: a.finding.check.to_string(),
                     result: a.result.as_str().into(),
                 })
                 .inc();

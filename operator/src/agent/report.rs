@@ -103,10 +103,10 @@ pub fn to_spec(scan: &ScanReport, now: Time) -> NodeRuntimeReportSpec {
     for f in &scan.findings {
         match &f.container {
             None => hazards.push(Hazard {
-                check: f.check.clone(),
+                check: f.check.to_string(),
                 severity: severity(f.severity),
-                message: f.message.clone(),
-                evidence: f.evidence.clone(),
+                message: f.message(),
+                evidence: f.evidence(),
                 repaired: f.repaired,
                 repair_note: f.repair_note.clone(),
             }),
@@ -134,10 +134,10 @@ pub fn to_spec(scan: &ScanReport, now: Time) -> NodeRuntimeReportSpec {
                         id: c.id.clone(),
                         runtime: c.runtime.clone(),
                     },
-                    check: f.check.clone(),
+                    check: f.check.to_string(),
                     severity: severity(f.severity),
-                    message: f.message.clone(),
-                    evidence: f.evidence.clone(),
+                    message: f.message(),
+                    evidence: f.evidence(),
                     repaired: f.repaired,
                     repair_note: f.repair_note.clone(),
                 });

@@ -23,11 +23,8 @@ pub struct RepairNote {
 }
 
 /// A plan (or the reason there is none) for each finding.
-pub fn plan_all(
-    report: &ScanReport,
-    opts: &ScanOptions,
-    policy: &CheckPolicy,
-) -> Vec<PlannedRepair> {
+/// Pure: plans read only the scan's snapshot.
+pub fn plan_all(report: &ScanReport, policy: &CheckPolicy) -> Vec<PlannedRepair> {
     report
         .findings
         .iter()
@@ -37,16 +34,16 @@ pub fn plan_all(
                 .container
                 .as_ref()
                 .and_then(|r| report.discovered.iter().find(|c| c.id == r.id));
-            match repair::plan(f, container, opts, policy) {
+            match repair::plan(f, container, &report.snapshot, &report.host, policy) {
                 Ok(p) => PlannedRepair {
                     finding: i,
-                    check: f.check.clone(),
+                    check: f.check.to_string(),
                     plan: Some(p),
                     not_planned: None,
                 },
                 Err(e) => PlannedRepair {
                     finding: i,
-                    check: f.check.clone(),
+                    check: f.check.to_string(),
                     plan: None,
                     not_planned: Some(e.to_string()),
                 },
@@ -55,9 +52,11 @@ pub fn plan_all(
         .collect()
 }
 
-/// Whether two findings are the same problem (same check, same container).
+/// Whether two findings are the same problem (the same [`FindingId`]).
+///
+/// [`FindingId`]: runtime_core::diagnose::FindingId
 pub fn same(a: &Finding, b: &Finding) -> bool {
-    a.check == b.check && a.container.as_ref().map(|c| &c.id) == b.container.as_ref().map(|c| &c.id)
+    a.id() == b.id()
 }
 
 /// Apply one plan, or note why there is none.

@@ -60,7 +60,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
         tracing::warn!("the policy's mode is Audit: --fix only plans, as --dry-run does");
     }
     let report = if args.fix || args.dry_run {
-        let plans = fix::plan_all(&scan, &opts, policy);
+        let plans = fix::plan_all(&scan, policy);
         if args.fix && !loaded.audit {
             let scan = fix::apply_all(scan, &plans, &opts, policy);
             Report { scan, plans }

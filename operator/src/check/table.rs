@@ -105,10 +105,10 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 [
                     cid,
                     pod,
-                    f.check.clone(),
+                    f.check.to_string(),
                     f.severity.to_string(),
                     if f.repaired { "yes" } else { "no" }.into(),
-                    f.message.clone(),
+                    f.message(),
                 ]
             })
             .collect();

@@ -6,10 +6,11 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::checks::{self, Ctx};
+use super::Snapshot;
 use super::{CheckPolicy, Finding};
 use crate::discovery::{self, Container, Skipped, StateDirs};
 use crate::host::HostFacts;
-use crate::ports::{Ports, SystemdSession};
+use crate::ports::Ports;
 use crate::root::HostRoot;
 
 /// Where a scan reads and keeps state.
@@ -100,12 +101,15 @@ pub struct ScanReport {
     /// The discovered containers themselves, for repairs.
     #[serde(skip)]
     pub discovered: Vec<Container>,
+    /// What the scan read, for planning repairs without reading again.
+    #[serde(skip)]
+    pub snapshot: Snapshot,
 }
 
 /// Scan the node: host facts, discovery, every check.
 pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
-    let systemd = SystemdSession::new(opts.ports.systemd.as_ref());
-    let mut host = HostFacts::gather(&opts.ports, &systemd);
+    let snapshot = Snapshot::new(opts.ports.clone(), policy.required_devices.clone());
+    let mut host = HostFacts::gather(&opts.ports, snapshot.systemd());
     let mut found = discovery::discover(opts.root(), host.cgroups.as_ref(), &opts.state_dirs);
     host.unreadable.append(&mut found.unreadable);
     let ctx = Ctx {
@@ -113,16 +117,15 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         policy,
         host: &host,
         procfs: &opts.ports.procfs,
-        systemd: &systemd,
+        snapshot: &snapshot,
         containers: &found.containers,
         now: SystemTime::now(),
         processes: Default::default(),
     };
     let mut findings = Vec::new();
     findings.extend(checks::host_hazards::check(&ctx));
-    let devices = checks::device_access::host_devices(&ctx);
     for c in &found.containers {
-        findings.extend(checks::device_access::check(&ctx, c, &devices));
+        findings.extend(checks::device_access::check(&ctx, c));
         findings.extend(checks::freeze_blocked::check(&ctx, c));
         findings.extend(checks::seccomp_profile::check(&ctx, c));
     }
@@ -130,10 +133,18 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
     findings.extend(checks::seccomp_stuck::check(&ctx));
     findings.extend(checks::shim_fd_leak::check(&ctx));
     // Deterministic order: host first, then by container, check id.
-    findings.sort_by(|a, b| {
-        let key = |f: &Finding| (f.container.as_ref().map(|c| c.id.clone()), f.check.clone());
-        key(a).cmp(&key(b))
+    findings.sort_by_cached_key(|f| {
+        let id = f.id();
+        (id.container, id.check.as_str(), id.subject)
     });
+    let systemd_skipped = snapshot.systemd().tripped();
+    if let Some(why) = systemd_skipped {
+        host.unreadable.push(crate::host::Unreadable {
+            what: "systemd units".into(),
+            path: None,
+            error: why,
+        });
+    }
     ScanReport {
         containers: found
             .containers
@@ -144,5 +155,6 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         discovered: found.containers,
         host,
         findings,
+        snapshot,
     }
 }

@@ -65,7 +65,7 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 impl HostFacts {
     /// Gather the facts of the host behind `ports`, asking systemd through
     /// the scan's `systemd` session (one connection per scan).
-    pub fn gather(ports: &Ports, systemd: &SystemdSession<'_>) -> Self {
+    pub fn gather(ports: &Ports, systemd: &SystemdSession) -> Self {
         let root = &ports.root;
         let mut unreadable = Vec::new();
 
@@ -121,7 +121,7 @@ impl HostFacts {
     /// scan to share a systemd connection with).
     pub fn of_root(root: &HostRoot) -> Self {
         let ports = Ports::for_root(root.clone(), None);
-        let session = SystemdSession::new(ports.systemd.as_ref());
+        let session = SystemdSession::new(ports.systemd.clone());
         Self::gather(&ports, &session)
     }
 
@@ -133,7 +133,7 @@ impl HostFacts {
 
 fn systemd_facts(
     ports: &Ports,
-    session: &SystemdSession<'_>,
+    session: &SystemdSession,
     unreadable: &mut Vec<Unreadable>,
 ) -> SystemdFacts {
     let running = ports.systemd.running();

@@ -69,21 +69,21 @@ impl From<SystemdError> for SessionError {
 /// use, shared by every check and repair in it, and given up for the rest
 /// of the session after a call times out (a circuit breaker: a stopped
 /// systemd costs one timeout per scan, not one per container).
-pub struct SystemdSession<'a> {
-    port: &'a dyn SystemdPort,
+pub struct SystemdSession {
+    port: std::sync::Arc<dyn SystemdPort>,
     conn: std::sync::OnceLock<Result<Box<dyn SystemdClient + Send + Sync>, String>>,
     tripped: std::sync::Mutex<Option<String>>,
 }
 
-impl std::fmt::Debug for SystemdSession<'_> {
+impl std::fmt::Debug for SystemdSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SystemdSession").finish_non_exhaustive()
     }
 }
 
-impl<'a> SystemdSession<'a> {
+impl SystemdSession {
     /// A session that will connect through `port` when first asked.
-    pub fn new(port: &'a dyn SystemdPort) -> Self {
+    pub fn new(port: std::sync::Arc<dyn SystemdPort>) -> Self {
         Self {
             port,
             conn: std::sync::OnceLock::new(),

@@ -5,14 +5,18 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cgroups::FreezeTarget;
+use crate::checks::CheckId;
 use crate::devices::bpf::{self, DeviceAccess};
 use crate::devices::expected::expected_rules;
-use crate::devices::host_devices::{DeviceId, HostDevices};
+use crate::devices::host_devices::DeviceId;
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy};
 use crate::devices::v1::{transition, DefaultPolicy, Emulator};
 use crate::devices::{Access, DeviceRule, DeviceType};
-use crate::diagnose::{ids, CheckPolicy, ContainerRef, Finding, ScanOptions};
+use crate::diagnose::{
+    rw_request, Cause, CheckPolicy, ContainerRef, Finding, Snapshot, SnapshotError,
+};
 use crate::discovery::Container;
+use crate::host::HostFacts;
 
 /// One step of a repair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,7 +90,7 @@ pub enum RepairAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepairPlan {
     /// The check id of the finding.
-    pub check: String,
+    pub check: CheckId,
     /// The container concerned.
     pub container: Option<ContainerRef>,
     /// The steps, in order.
@@ -110,56 +114,65 @@ pub enum PlanError {
     Unreadable(String),
 }
 
-/// Plan the repair of `finding` (about `container`, when it has one).
+/// Plan the repair of `finding` (about `container`, when it has one) from
+/// what the scan read ([`Snapshot`]): nothing is read here but through the
+/// snapshot, which reads each item at most once per scan.
 pub fn plan(
     finding: &Finding,
     container: Option<&Container>,
-    opts: &ScanOptions,
+    snapshot: &Snapshot,
+    host: &HostFacts,
     policy: &CheckPolicy,
 ) -> Result<RepairPlan, PlanError> {
-    match finding.check.as_str() {
-        ids::DEVICE_ACCESS_BROKEN => {
-            let c = container.ok_or_else(|| PlanError::Unreadable("container not found in runtime state".into()))?;
+    let gone = || PlanError::Unreadable("container not found in runtime state".into());
+    match finding.check {
+        CheckId::DeviceAccessBroken => {
+            let c = container.ok_or_else(gone)?;
             // A systemd unit whose DeviceAllow denies: fix the unit, or the
             // next daemon-reload breaks the container again.
-            if let Some(p) = super::systemd_unit::plan(finding, c, opts, policy)? {
+            if let Some(p) =
+                super::systemd_unit::plan(finding, c, snapshot, host.systemd.version, policy)?
+            {
                 return Ok(p);
             }
-            plan_devices(finding, c, opts, policy)
+            plan_devices(finding, c, snapshot)
         }
-        ids::DEVICE_RULES_LATENT => {
-            let c = container.ok_or_else(|| PlanError::Unreadable("container not found in runtime state".into()))?;
-            super::systemd_unit::plan(finding, c, opts, policy)?.ok_or_else(|| {
-                PlanError::Unreadable(format!("{}: its systemd unit cannot be read now", c.id))
-            })
+        CheckId::DeviceRulesLatent => {
+            let c = container.ok_or_else(gone)?;
+            super::systemd_unit::plan(finding, c, snapshot, host.systemd.version, policy)?
+                .ok_or_else(|| {
+                    PlanError::Unreadable(format!("{}: its systemd unit cannot be read now", c.id))
+                })
         }
-        ids::SECCOMP_NOTIFY_STUCK => plan_kill(finding, policy),
-        ids::DEVICE_UPDATE_JITTER => Err(PlanError::NotRepairable(
+        CheckId::SeccompNotifyStuck => plan_kill(finding, policy),
+        CheckId::DeviceUpdateJitter => Err(PlanError::NotRepairable(
             "a node-level hazard: use a runtime that updates device rules minimally (runc >= 1.1.8 \
              with the cgroupfs driver) or avoid device updates on running containers"
                 .into(),
         )),
-        ids::CGROUP_ATTACH_RACE => Err(PlanError::NotRepairable(
+        CheckId::CgroupAttachRace => Err(PlanError::NotRepairable(
             "a kernel hazard: upgrade to Linux 6.1 or later".into(),
         )),
-        ids::SHIM_FD_LEAK => Err(PlanError::NotRepairable(
+        CheckId::ShimFdLeak => Err(PlanError::NotRepairable(
             "the shim holds the leaked fds until it exits: restart the pod, upgrade containerd, \
              and lengthen exec probe periods meanwhile"
                 .into(),
         )),
-        ids::FREEZE_BLOCKED => Err(PlanError::NotRepairable(
+        CheckId::FreezeBlocked => Err(PlanError::NotRepairable(
             "tasks in uninterruptible sleep cannot be moved; find what they wait on (wchan in the evidence)".into(),
         )),
-        other => Err(PlanError::NotRepairable(format!("no repair is known for {other}"))),
+        other => Err(PlanError::NotRepairable(format!(
+            "no repair is known for {other}: fix the container's seccomp profile (warden lint-profile)"
+        ))),
     }
 }
 
 fn plan_devices(
     finding: &Finding,
     c: &Container,
-    opts: &ScanOptions,
-    policy: &CheckPolicy,
+    snapshot: &Snapshot,
 ) -> Result<RepairPlan, PlanError> {
+    let unreadable = |e: SnapshotError| PlanError::Unreadable(e.to_string());
     let spec = c
         .config
         .as_deref()
@@ -171,11 +184,7 @@ fn plan_devices(
     let mut actions = Vec::new();
 
     if let Some(dir) = c.cgroups.v1("devices") {
-        let current = opts
-            .ports
-            .cgroups
-            .v1_devices(dir)
-            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+        let current = snapshot.v1_devices(dir).map_err(unreadable)?;
         let add = entitlement_allows(&entitled);
         let target = widen(&current, &add)?;
         let t = transition(&current, &target);
@@ -201,18 +210,18 @@ fn plan_devices(
     }
 
     if let Some(dir) = &c.cgroups.v2 {
-        let programs = &opts.ports.programs;
-        let progs = programs
-            .effective(dir)
-            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+        let progs = snapshot.effective_programs(dir).map_err(unreadable)?;
         if !progs.programs.is_empty() {
-            let own = programs
-                .attached(dir)
-                .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+            let own = snapshot.own_programs(dir).map_err(unreadable)?;
+            let required: Vec<DeviceAccess> = snapshot
+                .required_devices()
+                .iter()
+                .map(|d| rw_request(d.device))
+                .collect();
             let mut detach = Vec::new();
             let mut ancestors_deny = Vec::new();
             for p in &progs.programs {
-                let denies = required_requests(policy, opts).iter().any(|req| {
+                let denies = required.iter().any(|req| {
                     entitled.allows(req.kind, req.major, req.minor, req.access)
                         && !bpf::interp::allows(&p.insns, req).unwrap_or(true)
                 });
@@ -238,8 +247,7 @@ fn plan_devices(
                 let attach = if c.cgroups.v1("devices").is_some() {
                     None
                 } else {
-                    let host = HostDevices::scan(opts.root())
-                        .map_err(|e| PlanError::Unreadable(format!("host devices: {e}")))?;
+                    let host = snapshot.host_devices().map_err(unreadable)?;
                     Some(keep_current_access(&rules, host.devices(), |req| {
                         progs
                             .allows(req)
@@ -267,11 +275,11 @@ fn plan_devices(
     if actions.is_empty() {
         return Err(PlanError::NotRepairable(format!(
             "nothing the container is entitled to is missing from its device cgroups ({})",
-            finding.message
+            finding.message()
         )));
     }
     Ok(RepairPlan {
-        check: finding.check.clone(),
+        check: finding.check,
         container: Some(c.reference()),
         actions,
         safety: "only adds access: v1 writes are allow lines only (what the container's runtime \
@@ -354,30 +362,6 @@ pub(super) fn widen(current: &Emulator, add: &[DeviceRule]) -> Result<Emulator, 
     Ok(target)
 }
 
-/// The required devices as rw requests.
-fn required_requests(policy: &CheckPolicy, opts: &ScanOptions) -> Vec<DeviceAccess> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    policy
-        .required_devices
-        .iter()
-        .filter_map(|p| {
-            let md = std::fs::metadata(opts.root().join(p)).ok()?;
-            let (maj, min) = (
-                nix::sys::stat::major(md.rdev()) as u32,
-                nix::sys::stat::minor(md.rdev()) as u32,
-            );
-            let rw = Access::READ.union(Access::WRITE);
-            if md.file_type().is_char_device() {
-                Some(DeviceAccess::char(maj, min, rw))
-            } else if md.file_type().is_block_device() {
-                Some(DeviceAccess::block(maj, min, rw))
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
 fn plan_kill(finding: &Finding, policy: &CheckPolicy) -> Result<RepairPlan, PlanError> {
     if !policy.kill_stuck_inits {
         return Err(PlanError::NotAllowed(
@@ -386,25 +370,25 @@ fn plan_kill(finding: &Finding, policy: &CheckPolicy) -> Result<RepairPlan, Plan
                 .into(),
         ));
     }
-    // Only a runtime process that never reached the workload's execve (its
-    // exe is still runc or crun) is killed: a workload waiting on a live
-    // agent is not ours to end.
-    if finding.evidence.get("runtime_init").map(String::as_str) != Some("true") {
+    let Cause::Stuck(s) = &finding.cause else {
+        return Err(PlanError::NotRepairable(
+            "the finding names no stuck task".into(),
+        ));
+    };
+    // Only a runtime process that never reached the workload's execve is
+    // killed: a workload waiting on a live agent is not ours to end.
+    if !s.runtime_init {
         return Err(PlanError::NotRepairable(
             "the waiting task is the workload itself, not a runtime init: its notify agent must answer".into(),
         ));
     }
-    let num = |k: &str| finding.evidence.get(k).and_then(|v| v.parse::<u64>().ok());
-    let (Some(pid), Some(start_time)) = (num("pid"), num("start_time")) else {
-        return Err(PlanError::Unreadable(
-            "finding lacks pid/start_time evidence".into(),
-        ));
-    };
-    let pid = i32::try_from(pid).map_err(|_| PlanError::Unreadable("pid out of range".into()))?;
     Ok(RepairPlan {
-        check: finding.check.clone(),
+        check: finding.check,
         container: finding.container.clone(),
-        actions: vec![RepairAction::Kill { pid, start_time }],
+        actions: vec![RepairAction::Kill {
+            pid: s.pid,
+            start_time: s.start_time,
+        }],
         safety: "the task can only be ended by SIGKILL; the start time is checked first so a \
                  recycled pid is never killed, and the kubelet recreates the container"
             .into(),

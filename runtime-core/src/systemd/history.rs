@@ -22,6 +22,7 @@
 
 use serde::Serialize;
 
+use crate::checks::CheckId;
 use crate::devices::systemd::SYSTEMD_PARSES_DEVICE_NUMBERS;
 
 /// A release as (major, minor, patch).
@@ -56,12 +57,22 @@ pub enum VersionHazard {
 
 impl VersionHazard {
     /// The stable check id (DESIGN §2) the hazard belongs to.
-    pub fn check(self) -> &'static str {
+    pub fn check(self) -> CheckId {
         match self {
             VersionHazard::RuncSkipsDeviceEntries | VersionHazard::SystemdStatsDeviceNumbers => {
-                "device-rules-latent"
+                CheckId::DeviceRulesLatent
             }
-            VersionHazard::RuncUpdatesAfterFailedFreeze => "device-update-jitter",
+            VersionHazard::RuncUpdatesAfterFailedFreeze => CheckId::DeviceUpdateJitter,
+        }
+    }
+
+    /// The hazard's stable name (`runc-skips-device-entries`), as reports
+    /// show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionHazard::RuncSkipsDeviceEntries => "runc-skips-device-entries",
+            VersionHazard::SystemdStatsDeviceNumbers => "systemd-stats-device-numbers",
+            VersionHazard::RuncUpdatesAfterFailedFreeze => "runc-updates-after-failed-freeze",
         }
     }
 
@@ -178,8 +189,15 @@ mod tests {
         );
         let all = version_hazards(&facts((1, 1, 4), 239, false, true));
         assert_eq!(all, [RuncSkipsDeviceEntries, RuncUpdatesAfterFailedFreeze]);
-        assert_eq!(all[0].check(), "device-rules-latent");
-        assert_eq!(all[1].check(), "device-update-jitter");
+        assert_eq!(all[0].check(), CheckId::DeviceRulesLatent);
+        assert_eq!(all[1].check(), CheckId::DeviceUpdateJitter);
+        for h in &all {
+            assert_eq!(
+                serde_json::to_value(h).expect("serialise"),
+                serde_json::json!(h.as_str()),
+                "the serialised name is the stable name"
+            );
+        }
         assert!(all.iter().all(|h| !h.message().is_empty()));
     }
 

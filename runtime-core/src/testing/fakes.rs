@@ -202,12 +202,15 @@ impl CgroupPort for SharedFakeCgroups {
     }
 }
 
+/// A program attached in [`FakePrograms`]: its id and instructions.
+pub type FakeProgram = (u32, Vec<Insn>);
+
 /// cgroup v2 device programs in memory: per cgroup its own programs; the
 /// effective set of a cgroup is its own and its ancestors' (by path).
 #[derive(Debug, Default)]
 pub struct FakePrograms {
     /// Programs attached at each cgroup (host path), by id.
-    pub attached: Mutex<BTreeMap<PathBuf, Vec<(u32, Vec<Insn>)>>>,
+    pub attached: Mutex<BTreeMap<PathBuf, Vec<FakeProgram>>>,
     next_id: Mutex<u32>,
     log: CallLog,
 }
@@ -391,6 +394,15 @@ impl FakeSystemd {
     pub fn unit(&self, unit: &str) -> Option<UnitDevices> {
         lock(&self.units).get(unit).cloned()
     }
+    /// Whether nothing was ever set on this systemd.
+    pub fn log_is_read_only(&self) -> bool {
+        !self
+            .log
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetUnit(..)))
+    }
+
     fn timeout(&self, what: &str) -> Result<(), SystemdError> {
         if *lock(&self.hang) {
             return Err(SystemdError::Timeout {

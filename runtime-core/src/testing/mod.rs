@@ -7,6 +7,7 @@
 use std::path::Path;
 
 pub mod fakes;
+pub mod fixtures;
 
 pub use fakes::{Call, CallLog, FakePorts};
 

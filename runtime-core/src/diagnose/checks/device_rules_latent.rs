@@ -9,14 +9,16 @@
 //! systemd skips the check (debug log) rather than failing the scan, and
 //! every call has a deadline.
 
-use std::path::PathBuf;
-
-use super::{evidence, Ctx};
-use crate::devices::host_devices::{DeviceId, HostDevices};
-use crate::diagnose::{ids, CheckPolicy, Finding, Severity};
+use super::Ctx;
+use crate::checks::CheckId;
+use crate::devices::expected::expected_rules;
+use crate::devices::host_devices::HostDevices;
+use crate::diagnose::cause::{Cause, UnitCause};
+use crate::diagnose::{CheckPolicy, Finding, Severity};
 use crate::discovery::Container;
-use crate::repair::systemd_unit::{self, UnitView};
-use crate::systemd::SystemdClient;
+use crate::ports::SystemdSession;
+use crate::systemd::unit_view::required_devices;
+use crate::systemd::UnitView;
 
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     let in_units = ctx
@@ -27,21 +29,19 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     if in_units == 0 {
         return Vec::new();
     }
-    if !ctx.systemd.running() {
+    let session = ctx.snapshot.systemd();
+    if !session.running() {
         tracing::debug!(
             containers = in_units,
             "containers in systemd units but no systemd runs here: device-rules-latent skipped"
         );
         return Vec::new();
     }
-    let client = match ctx.systemd.client() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(error = %e, "systemd unreachable: device-rules-latent skipped");
-            return Vec::new();
-        }
-    };
-    let host = match HostDevices::scan(ctx.opts.root()) {
+    if let Err(e) = session.client() {
+        tracing::debug!(error = %e, "systemd unreachable: device-rules-latent skipped");
+        return Vec::new();
+    }
+    let host = match ctx.snapshot.host_devices() {
         Ok(h) => h,
         Err(e) => {
             tracing::debug!(error = %e, "host device table unreadable: device-rules-latent skipped");
@@ -54,235 +54,210 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     let version = ctx.host.systemd.version;
     ctx.containers
         .iter()
-        .filter_map(|c| container_finding(c, client, &host, version, ctx.policy))
+        .filter_map(|c| container_finding(c, session, &host, version, ctx.policy))
         .collect()
 }
 
-/// The finding for one container, if its unit loses anything. Errors
-/// (unit gone, config unreadable) skip the container with a debug log.
+/// `c`'s unit compared with its rules, through the scan's systemd session.
+/// `None` when the container is not in a unit, or its unit or config cannot
+/// be read now (a container exiting mid-scan; debug log).
+pub(crate) fn unit_view(
+    c: &Container,
+    session: &SystemdSession,
+    host: &HostDevices,
+    version: Option<u32>,
+) -> Option<UnitView> {
+    if !c.systemd_cgroup {
+        return None;
+    }
+    let unit = c.systemd_unit()?;
+    let spec = c.config.as_deref()?;
+    let rules = match expected_rules(spec) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(container = %c.id, error = %e, "OCI device rules unreadable");
+            return None;
+        }
+    };
+    let current = match session.call(|s| s.unit_devices(&unit)) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(container = %c.id, unit, error = %e, "systemd unit unreadable");
+            return None;
+        }
+    };
+    match UnitView::new(unit, current, rules, host, version) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::debug!(container = %c.id, error = %e, "systemd unit not comparable");
+            None
+        }
+    }
+}
+
+/// The finding for one container, if its unit loses anything.
 pub(super) fn container_finding(
     c: &Container,
-    client: &dyn SystemdClient,
+    session: &SystemdSession,
     host: &HostDevices,
     version: Option<u32>,
     policy: &CheckPolicy,
 ) -> Option<Finding> {
-    let view = match systemd_unit::read_unit(c, client, host, version) {
-        Ok(Some(v)) => v,
-        Ok(None) => return None,
-        Err(e) => {
-            tracing::debug!(container = %c.id, error = %e, "systemd unit unreadable");
-            return None;
-        }
-    };
+    let view = unit_view(c, session, host, version)?;
     if view.lost.is_empty() {
         return None;
     }
-    let required = systemd_unit::required_devices(policy, host);
-    Some(finding(c, &view, &required))
-}
-
-fn finding(c: &Container, view: &UnitView, required: &[(PathBuf, DeviceId)]) -> Finding {
-    let lost_required = view.lost_required(required);
-    let severity = if lost_required.is_empty() {
-        Severity::Warning
-    } else {
-        Severity::Error
-    };
-    let names: Vec<String> = view
-        .lost
-        .iter()
-        .map(|l| {
-            l.path
-                .as_ref()
-                .map_or_else(|| l.to_string(), |p| p.display().to_string())
-        })
-        .collect();
-    let mut ev = evidence([
-        ("unit", view.unit.clone()),
-        ("device_policy", view.policy().to_string()),
-        (
-            "device_allow",
-            view.current
-                .allow
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        (
-            "devices_lost",
-            view.lost
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        (
-            "systemd_version",
-            view.version
-                .map_or_else(|| "unknown".into(), |v| v.to_string()),
-        ),
-    ]);
-    if view.lost_without_node > 0 {
-        ev.insert(
-            "lost_without_host_node".into(),
-            view.lost_without_node.to_string(),
-        );
-    }
-    Finding {
-        check: ids::DEVICE_RULES_LATENT.into(),
-        severity,
-        container: Some(c.reference()),
-        message: format!(
-            "systemd unit {} would deny {} once systemd re-applies it (daemon-reload): its \
-             DeviceAllow lacks entries the container's OCI config allows",
-            view.unit,
-            names.join(", ")
-        ),
-        evidence: ev,
-        repaired: false,
-        repair_note: None,
-    }
+    let required = required_devices(&policy.required_devices, host);
+    let loses_required = !view.lost_required(&required).is_empty();
+    Some(Finding::new(
+        CheckId::DeviceRulesLatent,
+        if loses_required {
+            Severity::Error
+        } else {
+            Severity::Warning
+        },
+        Some(c.reference()),
+        Cause::UnitDevices(UnitCause {
+            view,
+            loses_required,
+        }),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
-    use crate::discovery::{ContainerCgroups, RuntimeSource};
-    use crate::systemd::{SystemdError, UnitProperty};
+    use crate::testing::fakes::{FakeSystemd, FakeSystemdPort};
+    use crate::testing::fixtures::{
+        nspawn_host_devices as host, runc_container, strict_unit, OLD_SET, RUNC_1_1_5_SET,
+    };
 
-    /// A systemd with one unit's device settings, read-only.
-    struct Fake(Option<UnitDevices>);
-
-    impl SystemdClient for Fake {
-        fn version_string(&self) -> Result<String, SystemdError> {
-            Ok("252.39-1~deb12u1".into())
+    fn session(unit: Option<&[&str]>) -> (SystemdSession, Arc<FakeSystemd>) {
+        let sd = Arc::new(FakeSystemd::default());
+        if let Some(allow) = unit {
+            sd.set_unit("runc-c1.scope", strict_unit(allow));
         }
-        fn unit_devices(&self, _unit: &str) -> Result<UnitDevices, SystemdError> {
-            self.0.clone().ok_or(SystemdError::Reply {
-                method: "GetUnit",
-                message: "unit not loaded".into(),
-            })
-        }
-        fn set_unit_properties(
-            &self,
-            _unit: &str,
-            _runtime: bool,
-            _properties: &[UnitProperty],
-        ) -> Result<(), SystemdError> {
-            panic!("a check never changes anything")
-        }
-        fn reload(&self) -> Result<(), SystemdError> {
-            panic!("a check never reloads")
-        }
-    }
-
-    fn unit(allow: &[&str]) -> Fake {
-        Fake(Some(UnitDevices {
-            policy: Some(DevicePolicy::Strict),
-            allow: allow
-                .iter()
-                .map(|s| DeviceAllowEntry::parse(s).expect("entry"))
-                .collect(),
-        }))
-    }
-
-    /// The nspawn guest's /dev, shared with the repair's tests.
-    fn host() -> HostDevices {
-        crate::repair::systemd_unit::tests::host()
+        (
+            SystemdSession::new(Arc::new(FakeSystemdPort(sd.clone()))),
+            sd,
+        )
     }
 
     fn container(systemd: bool) -> Container {
-        let spec: oci_spec::runtime::Spec = serde_json::from_str(
-            r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}"#,
-        )
-        .expect("spec");
-        Container {
-            id: "c1".into(),
-            runtime: RuntimeSource::Runc,
-            pid: 1,
-            state_dir: PathBuf::from("/run/runc/c1"),
-            bundle: None,
-            config: Some(Box::new(spec)),
-            cgroups: ContainerCgroups {
-                path: Some("/system.slice/runc-c1.scope".into()),
-                ..Default::default()
-            },
-            systemd_cgroup: systemd,
-            pod: None,
-        }
+        runc_container("c1", systemd, false, None)
     }
 
     #[test]
     fn the_seed_unit_is_an_error_with_evidence() {
+        let (s, sd) = session(Some(OLD_SET));
         let f = container_finding(
             &container(true),
-            &unit(&["char-pts rwm", "char-* m", "block-* m"]),
+            &s,
             &host(),
             Some(252),
             &CheckPolicy::default(),
         )
         .expect("finding");
-        assert_eq!(f.check, "device-rules-latent");
+        assert_eq!(f.check, CheckId::DeviceRulesLatent);
         assert_eq!(f.severity, Severity::Error);
         assert_eq!(f.container.as_ref().map(|c| c.id.as_str()), Some("c1"));
-        assert!(f.message.contains("runc-c1.scope"), "{}", f.message);
-        assert!(f.message.contains("/dev/null"), "{}", f.message);
-        assert_eq!(f.evidence["unit"], "runc-c1.scope");
-        assert_eq!(f.evidence["device_policy"], "strict");
-        assert_eq!(
-            f.evidence["device_allow"],
-            "char-pts rwm, char-* m, block-* m"
-        );
+        let (message, ev) = (f.message(), f.evidence());
+        assert!(message.contains("runc-c1.scope"), "{message}");
+        assert!(message.contains("/dev/null"), "{message}");
+        assert_eq!(ev["unit"], "runc-c1.scope");
+        assert_eq!(ev["device_policy"], "strict");
+        assert_eq!(ev["device_allow"], "char-pts rwm, char-* m, block-* m");
         assert!(
-            f.evidence["devices_lost"].contains("c 1:3 rw (/dev/null)"),
+            ev["devices_lost"].contains("c 1:3 rw (/dev/null)"),
             "{}",
-            f.evidence["devices_lost"]
+            ev["devices_lost"]
         );
-        assert!(f.evidence["devices_lost"].contains("/dev/net/tun"));
+        assert!(ev["devices_lost"].contains("/dev/net/tun"));
         // ptmx (5:2) has no node on this host.
-        assert_eq!(f.evidence["lost_without_host_node"], "1");
+        assert_eq!(ev["lost_without_host_node"], "1");
+        assert!(sd.log_is_read_only(), "a check never changes anything");
     }
 
     #[test]
     fn losing_only_an_optional_device_is_a_warning() {
+        let (s, _) = session(Some(&[
+            "char-pts rwm",
+            "/dev/null rwm",
+            "/dev/zero rwm",
+            "/dev/full rwm",
+            "/dev/random rwm",
+            "/dev/urandom rwm",
+            "/dev/tty rwm",
+            "/dev/char/5:2 rwm",
+            "char-* m",
+            "block-* m",
+        ]));
         let f = container_finding(
             &container(true),
-            &unit(&[
-                "char-pts rwm",
-                "/dev/null rwm",
-                "/dev/zero rwm",
-                "/dev/full rwm",
-                "/dev/random rwm",
-                "/dev/urandom rwm",
-                "/dev/tty rwm",
-                "/dev/char/5:2 rwm",
-                "char-* m",
-                "block-* m",
-            ]),
+            &s,
             &host(),
             Some(252),
             &CheckPolicy::default(),
         )
         .expect("finding");
         assert_eq!(f.severity, Severity::Warning);
-        assert!(f.message.contains("/dev/net/tun"), "{}", f.message);
-        assert!(!f.evidence.contains_key("lost_without_host_node"));
+        assert!(f.message().contains("/dev/net/tun"), "{}", f.message());
+        assert!(!f.evidence().contains_key("lost_without_host_node"));
     }
 
     #[test]
     fn complete_units_other_containers_and_unreadable_units_give_nothing() {
-        let complete = unit(crate::repair::systemd_unit::tests::RUNC_1_1_5_SET);
         let p = CheckPolicy::default();
+        let (complete, _) = session(Some(RUNC_1_1_5_SET));
         assert!(container_finding(&container(true), &complete, &host(), Some(252), &p).is_none());
         // The same unit on a systemd that stats /dev/char paths (none here).
         assert!(container_finding(&container(true), &complete, &host(), Some(239), &p).is_some());
         // No systemd driver: not asked.
-        let seed = unit(&["char-pts rwm", "char-* m", "block-* m"]);
+        let (seed, sd) = session(Some(OLD_SET));
         assert!(container_finding(&container(false), &seed, &host(), Some(252), &p).is_none());
+        assert_eq!(*sd.connections.lock().unwrap(), 0, "systemd not even asked");
         // The unit is gone (container exited mid-scan): skipped.
-        assert!(container_finding(&container(true), &Fake(None), &host(), Some(252), &p).is_none());
+        let (gone, _) = session(None);
+        assert!(container_finding(&container(true), &gone, &host(), Some(252), &p).is_none());
+    }
+
+    #[test]
+    fn one_connection_per_scan_and_a_timeout_skips_the_rest() {
+        let (s, sd) = session(Some(OLD_SET));
+        for _ in 0..3 {
+            assert!(container_finding(
+                &container(true),
+                &s,
+                &host(),
+                Some(252),
+                &CheckPolicy::default()
+            )
+            .is_some());
+        }
+        assert_eq!(*sd.connections.lock().unwrap(), 1);
+        *sd.hang.lock().unwrap() = true;
+        assert!(container_finding(
+            &container(true),
+            &s,
+            &host(),
+            Some(252),
+            &CheckPolicy::default()
+        )
+        .is_none());
+        assert!(s.tripped().is_some(), "the breaker trips on a timeout");
+        *sd.hang.lock().unwrap() = false;
+        assert!(
+            container_finding(
+                &container(true),
+                &s,
+                &host(),
+                Some(252),
+                &CheckPolicy::default()
+            )
+            .is_none(),
+            "skipped for the rest of the session"
+        );
     }
 }

@@ -2,8 +2,10 @@
 //! cgroup. A freeze would wait for them and fail (seed 000: runc then went on
 //! with a disruptive device update).
 
-use super::{evidence, Ctx};
-use crate::diagnose::{ids, Finding, Severity};
+use super::Ctx;
+use crate::checks::CheckId;
+use crate::diagnose::cause::{BlockedCause, Cause};
+use crate::diagnose::{Finding, Severity};
 use crate::discovery::Container;
 
 /// How long a task must stay in `D` to count.
@@ -81,16 +83,13 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
     if blockers.is_empty() {
         return Vec::new();
     }
-    vec![Finding {
-        check: ids::FREEZE_BLOCKED.into(),
-        severity: Severity::Warning,
-        container: Some(c.reference()),
-        message: format!(
-            "{} task(s) in uninterruptible sleep: a freeze would fail, so device updates must not rely on it",
-            blockers.len()
-        ),
-        evidence: evidence([("tasks", blockers.join("; ")), ("cgroup", host_dir.display().to_string())]),
-        repaired: false,
-        repair_note: None,
-    }]
+    vec![Finding::new(
+        CheckId::FreezeBlocked,
+        Severity::Warning,
+        Some(c.reference()),
+        Cause::FreezeBlocked(BlockedCause {
+            tasks: blockers,
+            cgroup: host_dir.clone(),
+        }),
+    )]
 }

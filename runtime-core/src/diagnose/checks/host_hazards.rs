@@ -1,9 +1,11 @@
 //! Node-level hazards: facts about the host and its runtimes that make a
 //! known failure possible before any container shows it.
 
-use super::{evidence, Ctx};
+use super::Ctx;
 use crate::cgroups::CgroupMode;
-use crate::diagnose::{ids, Finding, Severity};
+use crate::checks::CheckId;
+use crate::diagnose::cause::{Cause, JitterCause, JitterRuntime};
+use crate::diagnose::{Finding, Severity};
 use crate::host::RuntimeKind;
 use crate::systemd::history::{version_hazards, VersionFacts};
 
@@ -24,16 +26,11 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
             .filter(|c| c.runtime.oci_runtime() == RuntimeKind::Crun)
             .count();
         if crun_containers > 0 {
-            let crun = h.runtime(RuntimeKind::Crun);
-            out.push(host_finding(
-                ids::DEVICE_UPDATE_JITTER,
-                Severity::Warning,
-                format!("{crun_containers} crun container(s): crun replays device rules as deny-all then allow on every update on cgroup v1: \
-                 workloads opening devices at high frequency can get EPERM during updates"),
-                [
-                    ("runtime", format!("crun {}", crun.and_then(|r| r.version.as_deref()).unwrap_or("?"))),
-                    ("crun_containers", crun_containers.to_string()),
-                ],
+            out.push(jitter(
+                ctx,
+                JitterRuntime::Crun,
+                RuntimeKind::Crun,
+                crun_containers,
             ));
         }
         // runc's own emulator is minimal, but with the systemd driver systemd
@@ -44,18 +41,11 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
             .filter(|c| c.systemd_cgroup && c.runtime.oci_runtime() == RuntimeKind::Runc)
             .count();
         if systemd_runc > 0 {
-            let runc = h.runtime(RuntimeKind::Runc);
-            out.push(host_finding(
-                ids::DEVICE_UPDATE_JITTER,
-                Severity::Warning,
-                format!(
-                    "{systemd_runc} runc container(s) use the systemd cgroup driver on cgroup v1: systemd \
-                     replays DeviceAllow as deny-all then allow on every update"
-                ),
-                [
-                    ("runtime", format!("runc {}", runc.and_then(|r| r.version.as_deref()).unwrap_or("?"))),
-                    ("systemd_driver_containers", systemd_runc.to_string()),
-                ],
+            out.push(jitter(
+                ctx,
+                JitterRuntime::SystemdRunc,
+                RuntimeKind::Runc,
+                systemd_runc,
             ));
         }
     }
@@ -67,49 +57,39 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
         dev_char: h.dev_char,
         devices_v1: v1_devices,
     };
-    for hz in version_hazards(&facts) {
-        out.push(host_finding(
-            hz.check(),
+    for hazard in version_hazards(&facts) {
+        out.push(Finding::new(
+            hazard.check(),
             Severity::Warning,
-            hz.message().to_string(),
-            [
-                (
-                    "hazard",
-                    serde_json::to_value(hz)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                ),
-                ("dev_char", h.dev_char.to_string()),
-            ],
+            None,
+            Cause::VersionHazard {
+                hazard,
+                dev_char: h.dev_char,
+            },
         ));
     }
     if h.attach_race_exposed == Some(true) {
-        out.push(host_finding(
-            ids::CGROUP_ATTACH_RACE,
+        out.push(Finding::new(
+            CheckId::CgroupAttachRace,
             Severity::Warning,
-            "kernel in [4.8, 6.1): joining a cgroup fails with EINVAL while a thread is TASK_NEW; \
-             exec probes can fail spuriously with runtimes that do not retry"
-                .into(),
-            [("kernel", h.kernel.clone().unwrap_or_default())],
+            None,
+            Cause::AttachRace {
+                kernel: h.kernel.clone().unwrap_or_default(),
+            },
         ));
     }
     out
 }
 
-fn host_finding<const N: usize>(
-    check: &str,
-    severity: Severity,
-    message: String,
-    ev: [(&str, String); N],
-) -> Finding {
-    Finding {
-        check: check.into(),
-        severity,
-        container: None,
-        message,
-        evidence: evidence(ev),
-        repaired: false,
-        repair_note: None,
-    }
+fn jitter(ctx: &Ctx<'_>, runtime: JitterRuntime, kind: RuntimeKind, containers: usize) -> Finding {
+    Finding::new(
+        CheckId::DeviceUpdateJitter,
+        Severity::Warning,
+        None,
+        Cause::Jitter(JitterCause {
+            runtime,
+            version: ctx.host.runtime(kind).and_then(|r| r.version.clone()),
+            containers,
+        }),
+    )
 }

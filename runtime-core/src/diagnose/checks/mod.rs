@@ -8,8 +8,8 @@ use crate::discovery::Container;
 use crate::host::HostFacts;
 use crate::procfs::Procfs;
 
-pub(super) mod device_access;
-pub(super) mod device_rules_latent;
+pub(crate) mod device_access;
+pub(crate) mod device_rules_latent;
 pub(super) mod freeze_blocked;
 pub(super) mod host_hazards;
 pub(super) mod seccomp_profile;
@@ -23,18 +23,11 @@ pub(super) struct Ctx<'a> {
     pub policy: &'a CheckPolicy,
     pub host: &'a HostFacts,
     pub procfs: &'a Procfs,
-    /// The scan's one systemd connection.
-    pub systemd: &'a crate::ports::SystemdSession<'a>,
+    /// What the scan read, kept for planning (and its systemd session).
+    pub snapshot: &'a super::Snapshot,
     pub containers: &'a [Container],
     pub now: SystemTime,
     /// Every process of the node, read once on first use and shared by the
     /// checks that look at all of them (seccomp_stuck::node_processes).
     pub processes: std::cell::OnceCell<Vec<seccomp_stuck::NodeProcess>>,
-}
-
-/// Evidence map from pairs.
-pub(super) fn evidence<const N: usize>(
-    pairs: [(&str, String); N],
-) -> std::collections::BTreeMap<String, String> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

@@ -3,6 +3,7 @@
 //! judged against the runtime that actually runs the container.
 
 use super::Ctx;
+use crate::diagnose::cause::{Cause, ProfileCause};
 use crate::diagnose::Finding;
 use crate::discovery::Container;
 use crate::seccomp::{analyze, parse_input, Context, Target};
@@ -50,14 +51,16 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
         // (unknown names, duplicates) is for `warden lint-profile` before
         // deployment.
         .filter(|issue| issue.check.is_notify_profile_check())
-        .map(|issue| Finding {
-            check: issue.check.as_str().to_string(),
-            severity: issue.severity,
-            container: Some(c.reference()),
-            message: issue.message,
-            evidence: issue.evidence,
-            repaired: false,
-            repair_note: None,
+        .map(|issue| {
+            Finding::new(
+                issue.check,
+                issue.severity,
+                Some(c.reference()),
+                Cause::Profile(ProfileCause {
+                    message: issue.message,
+                    evidence: issue.evidence,
+                }),
+            )
         })
         .collect()
 }

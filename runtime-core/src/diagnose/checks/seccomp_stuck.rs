@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
-use super::{evidence, Ctx};
-use crate::diagnose::{ids, ContainerRef, Finding, Severity};
+use super::Ctx;
+use crate::checks::CheckId;
+use crate::diagnose::cause::{Cause, StuckCause};
+use crate::diagnose::{ContainerRef, Finding, Severity};
 use crate::procfs::{read_wchan, ProcStat, TaskInfo};
 
 /// The kernel function a task waits in for the notifying agent's answer.
@@ -181,41 +183,25 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
             });
         // Messages stay the same from scan to scan (no growing age in
         // them): reports are re-applied only when their content changes.
-        let (severity, message) = if s.runtime_init {
-            (
-                Severity::Error,
-                format!(
-                    "runtime init {} is blocked in a seccomp notification before execve; \
-                     the container cannot start and only SIGKILL ends it",
-                    s.task
-                ),
-            )
-        } else {
-            (
-                Severity::Warning,
-                format!(
-                    "{} has been waiting in a seccomp notification for more than {}s: its notify agent is not answering",
-                    s.task,
-                    ctx.policy.stuck_after.as_secs()
-                ),
-            )
-        };
-        out.push(Finding {
-            check: ids::SECCOMP_NOTIFY_STUCK.into(),
-            severity,
+        out.push(Finding::new(
+            CheckId::SeccompNotifyStuck,
+            if s.runtime_init {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
             container,
-            message,
-            evidence: evidence([
-                ("pid", s.task.pid.to_string()),
-                ("tid", s.task.tid.to_string()),
-                ("comm", s.task.comm.clone()),
-                ("start_time", s.start_time.to_string()),
-                ("cgroup", s.cgroup.clone().unwrap_or_default()),
-                ("runtime_init", s.runtime_init.to_string()),
-            ]),
-            repaired: false,
-            repair_note: None,
-        });
+            Cause::Stuck(StuckCause {
+                pid: s.task.pid,
+                tid: s.task.tid,
+                comm: s.task.comm.clone(),
+                start_time: s.start_time,
+                cgroup: s.cgroup.clone(),
+                runtime_init: s.runtime_init,
+                task: s.task.to_string(),
+                stuck_after_secs: ctx.policy.stuck_after.as_secs(),
+            }),
+        ));
     }
     if let Some(p) = &waits_path {
         super::state::save(p, &waits);
@@ -298,7 +284,8 @@ mod walk_tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::diagnose::{ids, scan, CheckPolicy, ScanOptions};
+    use crate::checks::CheckId;
+    use crate::diagnose::{scan, CheckPolicy, ScanOptions};
     use crate::root::HostRoot;
 
     fn write(root: &Path, rel: &str, text: &str) {
@@ -360,10 +347,10 @@ mod walk_tests {
         let mut tids: Vec<(String, String)> = report
             .findings
             .iter()
-            .filter(|f| f.check == ids::SECCOMP_NOTIFY_STUCK)
+            .filter(|f| f.check == CheckId::SeccompNotifyStuck)
             .map(|f| {
                 (
-                    f.evidence["tid"].clone(),
+                    f.evidence()["tid"].clone(),
                     f.container
                         .as_ref()
                         .map(|c| c.id.clone())

@@ -12,8 +12,10 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use super::seccomp_stuck::node_processes;
-use super::{evidence, state, Ctx};
-use crate::diagnose::{ids, Finding, Severity};
+use super::{state, Ctx};
+use crate::checks::CheckId;
+use crate::diagnose::cause::{Cause, ShimCause};
+use crate::diagnose::{Finding, Severity};
 
 /// Process names (`comm`, 15 bytes at most) of shims.
 const SHIM_COMM_PREFIX: &str = "containerd-shim";
@@ -86,25 +88,19 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
         let growth = sample.last_count.saturating_sub(sample.first_count);
         if growth >= ctx.policy.shim_fd_growth as usize {
             let minutes = ((sample.last_change - sample.first_seen) / 60.0).max(1.0 / 60.0);
-            out.push(Finding {
-                check: ids::SHIM_FD_LEAK.into(),
-                severity: Severity::Warning,
-                container: None,
-                message: format!(
-                    "shim pid {pid} ({}) holds {count} eventfds, {growth} more than when first seen \
-                     ({:.1} per minute): it leaks one per exec; frequent exec probes will exhaust its fd limit",
-                    main.comm,
-                    growth as f64 / minutes
-                ),
-                evidence: evidence([
-                    ("pid", pid.to_string()),
-                    ("eventfds", count.to_string()),
-                    ("eventfds_first_seen", sample.first_count.to_string()),
-                    ("growth_per_minute", format!("{:.2}", growth as f64 / minutes)),
-                ]),
-                repaired: false,
-                repair_note: None,
-            });
+            out.push(Finding::new(
+                CheckId::ShimFdLeak,
+                Severity::Warning,
+                None,
+                Cause::ShimLeak(ShimCause {
+                    pid,
+                    comm: main.comm.clone(),
+                    start_time: start,
+                    count,
+                    first_count: sample.first_count,
+                    per_minute: growth as f64 / minutes,
+                }),
+            ));
         }
         current.insert(key, sample);
     }

@@ -1,0 +1,188 @@
+//! The scan's snapshot: what diagnosis read, kept for planning.
+//!
+//! Plans are pure ([`crate::repair::plan`]): everything they need (the host
+//! device table, v1 lists, attached programs, systemd's units and version)
+//! comes from here. Each item is read through the ports lazily, the first
+//! time a check or a plan asks for it, and at most once per scan, so a scan
+//! costs no more than the findings it has, and planning reads nothing the
+//! diagnosis did not already read.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::devices::bpf::EffectivePrograms;
+use crate::devices::host_devices::{DeviceId, HostDevices};
+use crate::devices::v1::Emulator;
+use crate::devices::DeviceType;
+use crate::ports::{Ports, SystemdSession};
+
+/// Something the snapshot could not read (kept, so it is not read again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} unreadable: {message}")]
+pub struct SnapshotError {
+    /// What was being read (`devices.list of /sys/fs/cgroup/devices/c1`).
+    pub what: String,
+    /// The error, with its own context (paths, errno).
+    pub message: String,
+}
+
+impl SnapshotError {
+    fn new(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+        Self {
+            what: what.into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A required device as the host has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredDevice {
+    /// Its node (`/dev/null`).
+    pub path: PathBuf,
+    /// Its number.
+    pub device: DeviceId,
+}
+
+type Cache<T> = Mutex<BTreeMap<PathBuf, Result<T, SnapshotError>>>;
+
+fn cached<T: Clone>(
+    cache: &Cache<T>,
+    key: &Path,
+    read: impl FnOnce() -> Result<T, SnapshotError>,
+) -> Result<T, SnapshotError> {
+    let lock = |c: &Cache<T>| {
+        c.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    };
+    if let Some(v) = lock(cache) {
+        return v;
+    }
+    let v = read();
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key.to_path_buf(), v.clone());
+    v
+}
+
+/// What one scan read, lazily.
+#[derive(Debug)]
+pub struct Snapshot {
+    ports: Ports,
+    systemd: SystemdSession,
+    required_paths: Vec<PathBuf>,
+    required: OnceLock<Vec<RequiredDevice>>,
+    host_devices: OnceLock<Result<Arc<HostDevices>, SnapshotError>>,
+    v1: Cache<Emulator>,
+    programs: Cache<Arc<EffectivePrograms>>,
+    own_programs: Cache<Vec<u32>>,
+}
+
+impl Snapshot {
+    /// A snapshot reading through `ports`; `required` are the policy's
+    /// required device paths.
+    pub fn new(ports: Ports, required: Vec<PathBuf>) -> Self {
+        Self {
+            systemd: SystemdSession::new(ports.systemd.clone()),
+            ports,
+            required_paths: required,
+            required: OnceLock::new(),
+            host_devices: OnceLock::new(),
+            v1: Mutex::default(),
+            programs: Mutex::default(),
+            own_programs: Mutex::default(),
+        }
+    }
+
+    /// The ports it reads through.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The scan's systemd session (one connection, with its breaker).
+    pub fn systemd(&self) -> &SystemdSession {
+        &self.systemd
+    }
+
+    /// The required devices the host has (`stat()` of each path, once per
+    /// scan; paths the host lacks are not the container's problem).
+    pub fn required_devices(&self) -> &[RequiredDevice] {
+        self.required.get_or_init(|| {
+            self.required_paths
+                .iter()
+                .filter_map(|p| {
+                    let md = std::fs::metadata(self.ports.root.join(p)).ok()?;
+                    let ft = md.file_type();
+                    let kind = if ft.is_char_device() {
+                        DeviceType::Char
+                    } else if ft.is_block_device() {
+                        DeviceType::Block
+                    } else {
+                        return None;
+                    };
+                    let rdev = md.rdev();
+                    Some(RequiredDevice {
+                        path: p.clone(),
+                        device: (
+                            kind,
+                            nix::sys::stat::major(rdev) as u32,
+                            nix::sys::stat::minor(rdev) as u32,
+                        ),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The host's device table (every node under `/dev`, `/proc/devices`,
+    /// `/dev/char`), scanned once.
+    pub fn host_devices(&self) -> Result<Arc<HostDevices>, SnapshotError> {
+        self.host_devices
+            .get_or_init(|| {
+                HostDevices::scan(&self.ports.root)
+                    .map(Arc::new)
+                    .map_err(|e| SnapshotError::new("host device table", e))
+            })
+            .clone()
+    }
+
+    /// The v1 devices list of `cgroup` (host path).
+    pub fn v1_devices(&self, cgroup: &Path) -> Result<Emulator, SnapshotError> {
+        cached(&self.v1, cgroup, || {
+            self.ports
+                .cgroups
+                .v1_devices(cgroup)
+                .map_err(|e| SnapshotError::new(format!("devices.list of {}", cgroup.display()), e))
+        })
+    }
+
+    /// Every device program in effect for `cgroup` (host path).
+    pub fn effective_programs(
+        &self,
+        cgroup: &Path,
+    ) -> Result<Arc<EffectivePrograms>, SnapshotError> {
+        cached(&self.programs, cgroup, || {
+            self.ports
+                .programs
+                .effective(cgroup)
+                .map(Arc::new)
+                .map_err(|e| {
+                    SnapshotError::new(format!("device programs of {}", cgroup.display()), e)
+                })
+        })
+    }
+
+    /// Ids of the programs attached at `cgroup` itself.
+    pub fn own_programs(&self, cgroup: &Path) -> Result<Vec<u32>, SnapshotError> {
+        cached(&self.own_programs, cgroup, || {
+            self.ports.programs.attached(cgroup).map_err(|e| {
+                SnapshotError::new(format!("programs attached at {}", cgroup.display()), e)
+            })
+        })
+    }
+}

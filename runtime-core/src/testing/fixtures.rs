@@ -1,0 +1,106 @@
+//! Fixtures shared by the tests of every module (and the operator's and
+//! e2e's): a host device table, systemd-driven containers, the `DeviceAllow`
+//! sets runc writes.
+
+use std::path::PathBuf;
+
+use crate::devices::host_devices::{DeviceId, HostDevices, ProcDevices};
+use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
+use crate::devices::DeviceType;
+use crate::discovery::{Container, ContainerCgroups, RuntimeSource};
+
+/// `DeviceAllow` entries from unit-file text.
+pub fn entries(list: &[&str]) -> Vec<DeviceAllowEntry> {
+    list.iter()
+        .map(|s| DeviceAllowEntry::parse(s).expect("entry"))
+        .collect()
+}
+
+/// A strict unit with these entries.
+pub fn strict_unit(allow: &[&str]) -> UnitDevices {
+    UnitDevices {
+        policy: Some(DevicePolicy::Strict),
+        allow: entries(allow),
+    }
+}
+
+/// What runc 1.1.3-1.1.4 leaves in a scope without `/dev/char`: seed 003.
+pub const OLD_SET: &[&str] = &["char-pts rwm", "char-* m", "block-* m"];
+
+/// What runc 1.1.5 writes when `/sys/dev/char` exists: one
+/// `/dev/char/M:m` entry per default device.
+pub const RUNC_1_1_5_SET: &[&str] = &[
+    "char-pts rwm",
+    "/dev/char/1:3 rwm",
+    "/dev/char/1:5 rwm",
+    "/dev/char/1:7 rwm",
+    "/dev/char/1:8 rwm",
+    "/dev/char/1:9 rwm",
+    "/dev/char/5:0 rwm",
+    "/dev/char/5:2 rwm",
+    "/dev/char/10:200 rwm",
+    "char-* m",
+    "block-* m",
+];
+
+/// The nspawn guest's /dev: no /dev/char, no ptmx node.
+pub fn nspawn_host_devices() -> HostDevices {
+    host_devices_with_dev_char(false)
+}
+
+/// The nspawn guest's /dev, with or without `/dev/char`.
+pub fn host_devices_with_dev_char(dev_char: bool) -> HostDevices {
+    let nodes: Vec<(PathBuf, DeviceId)> = vec![
+        ("/dev/null".into(), (DeviceType::Char, 1, 3)),
+        ("/dev/zero".into(), (DeviceType::Char, 1, 5)),
+        ("/dev/full".into(), (DeviceType::Char, 1, 7)),
+        ("/dev/random".into(), (DeviceType::Char, 1, 8)),
+        ("/dev/urandom".into(), (DeviceType::Char, 1, 9)),
+        ("/dev/tty".into(), (DeviceType::Char, 5, 0)),
+        ("/dev/net/tun".into(), (DeviceType::Char, 10, 200)),
+    ];
+    HostDevices::from_parts(
+        nodes,
+        Vec::new(),
+        dev_char,
+        ProcDevices::parse(
+            "Character devices:\n  1 mem\n  5 /dev/tty\n 10 misc\n136 pts\n\nBlock devices:\n  7 loop\n",
+        ),
+    )
+}
+
+/// A runc container from `runc spec` (deny-all, then runc's defaults), in a
+/// systemd scope `runc-<id>.scope` when `systemd`; `v1` adds a v1 devices
+/// cgroup, `freezer` a v1 freezer cgroup.
+pub fn runc_container(id: &str, systemd: bool, v1: bool, freezer: Option<PathBuf>) -> Container {
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(
+        r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}"#,
+    )
+    .expect("spec");
+    let mut cgroups = ContainerCgroups {
+        path: Some(format!("/system.slice/runc-{id}.scope")),
+        ..Default::default()
+    };
+    if v1 {
+        cgroups.v1.insert(
+            "devices".into(),
+            PathBuf::from(format!(
+                "/sys/fs/cgroup/devices/system.slice/runc-{id}.scope"
+            )),
+        );
+    }
+    if let Some(f) = freezer {
+        cgroups.v1.insert("freezer".into(), f);
+    }
+    Container {
+        id: id.into(),
+        runtime: RuntimeSource::Runc,
+        pid: 1,
+        state_dir: PathBuf::from("/run/runc").join(id),
+        bundle: None,
+        config: Some(Box::new(spec)),
+        cgroups,
+        systemd_cgroup: systemd,
+        pod: None,
+    }
+}
