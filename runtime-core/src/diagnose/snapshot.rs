@@ -99,6 +99,16 @@ impl Snapshot {
         }
     }
 
+    /// A snapshot whose required devices and host device table are given
+    /// rather than read (tests on fixture roots, where device nodes cannot
+    /// be made without root).
+    pub fn with_devices(ports: Ports, required: Vec<RequiredDevice>, host: HostDevices) -> Self {
+        let s = Self::new(ports, required.iter().map(|d| d.path.clone()).collect());
+        let _ = s.required.set(required);
+        let _ = s.host_devices.set(Ok(Arc::new(host)));
+        s
+    }
+
     /// The ports it reads through.
     pub fn ports(&self) -> &Ports {
         &self.ports

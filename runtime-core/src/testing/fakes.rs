@@ -230,6 +230,16 @@ impl FakePrograms {
         id
     }
 
+    /// The instructions of every program in effect for `cgroup` (its own
+    /// and its ancestors'), in attach order.
+    pub fn effective_insns(&self, cgroup: &Path) -> Vec<Vec<Insn>> {
+        lock(&self.attached)
+            .iter()
+            .filter(|(dir, _)| cgroup.starts_with(dir))
+            .flat_map(|(_, progs)| progs.iter().map(|(_, i)| i.clone()))
+            .collect()
+    }
+
     /// Ids attached at `cgroup` now.
     pub fn ids(&self, cgroup: &Path) -> Vec<u32> {
         lock(&self.attached)
