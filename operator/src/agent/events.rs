@@ -339,7 +339,11 @@ pub(crate) mod tests {
         );
         let bare = finding(Some(("c2", None)), "device-access-broken", Severity::Error);
         let host = finding(None, "device-update-jitter", Severity::Warning);
-        let info = finding(Some(("c3", Some(("shop", "web-1")))), "x", Severity::Info);
+        let info = finding(
+            Some(("c3", Some(("shop", "web-1")))),
+            "seccomp-duplicate-rule",
+            Severity::Info,
+        );
         let ev = seen.found(&scan(vec![
             pod.clone(),
             bare.clone(),
