@@ -13,7 +13,7 @@ use runtime_core::host::{runtimes, HostRoot, RuntimeKind};
 use runtime_core::seccomp::{self, Issue, ParseError, ProfileSource, Target};
 use serde::{Serialize, Serializer};
 
-use crate::check::Outcome;
+use crate::exit::Outcome;
 
 /// Arguments of `warden lint-profile`.
 #[derive(Debug, Args)]

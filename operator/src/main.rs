@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod controller;
 mod crds;
+mod exit;
 mod lint_profile;
 mod node_args;
 mod telemetry;
@@ -15,6 +16,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use exit::Outcome;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     telemetry::init(cli.log_format, cli.verbose, telemetry::quiet(&cli.command));
@@ -22,20 +25,20 @@ fn main() -> ExitCode {
         cli::Command::Check(args) => check::run(&args),
         cli::Command::LintProfile(args) => lint_profile::run(&args),
         cli::Command::Crds(args) => crds::run(&args)
-            .map(|()| check::Outcome::Clean)
+            .map(|()| Outcome::Clean)
             .map_err(Into::into),
         cli::Command::Operator(args) => controller::run(&args)
-            .map(|()| check::Outcome::Clean)
+            .map(|()| Outcome::Clean)
             .map_err(Into::into),
         cli::Command::Agent(args) => agent::run(&args)
-            .map(|()| check::Outcome::Clean)
+            .map(|()| Outcome::Clean)
             .map_err(Into::into),
     };
     match result {
         Ok(code) => code.into(),
         Err(e) => {
             eprintln!("warden: error: {e:#}");
-            check::Outcome::Error.into()
+            Outcome::Error.into()
         }
     }
 }

@@ -5,36 +5,16 @@ mod report;
 mod table;
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use runtime_core::diagnose::{self, CheckPolicy, ScanOptions, ScanReport};
 
 use crate::cli::{CheckArgs, OutputFormat};
+// `report` computes the exit status from `super::Outcome`.
+use crate::exit::Outcome;
 pub use report::Report;
 
 pub mod policy;
-
-/// How a check ended; each maps to one exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing at warning or above.
-    Clean,
-    /// At least one unrepaired finding at warning or above.
-    Findings,
-    /// The scan could not be done.
-    Error,
-}
-
-impl From<Outcome> for ExitCode {
-    fn from(o: Outcome) -> Self {
-        ExitCode::from(match o {
-            Outcome::Clean => 0,
-            Outcome::Findings => 1,
-            Outcome::Error => 2,
-        })
-    }
-}
 
 /// Run the scan (and repairs) and print the report.
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
