@@ -10,6 +10,7 @@ mod crds;
 mod exit;
 mod lint_profile;
 mod node_args;
+mod policy_file;
 mod telemetry;
 
 use std::process::ExitCode;

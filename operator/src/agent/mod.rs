@@ -61,6 +61,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use warden_api::{NodeRuntimeReport, NodeRuntimeReportSpec};
 
+use crate::policy_file::{self, PolicyFileError};
+
 pub use config::AgentArgs;
 use config::{AgentPolicy, MetricsAddr};
 use engine::Engine;
@@ -92,9 +94,9 @@ pub enum AgentError {
     /// No node name in cluster mode.
     #[error("no --node-name (NODE_NAME from the downward API) and not --standalone")]
     NoNodeName,
-    /// The `--policy` file is unusable.
-    #[error("{0:#}")]
-    Policy(anyhow::Error),
+    /// The `--policy` file is unusable (the error names the file).
+    #[error(transparent)]
+    Policy(#[from] PolicyFileError),
     /// No usable cluster configuration.
     #[error("connect to the cluster: {0}")]
     Client(#[source] ::kube::Error),
@@ -298,7 +300,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
     if args.standalone {
         let policy = match &args.policy {
             Some(p) => {
-                let rp = crate::check::policy::load_policy(p).map_err(AgentError::Policy)?;
+                let rp = policy_file::load_policy(p)?;
                 AgentPolicy::from_effective(&warden_api::merge([&rp]))
             }
             None => AgentPolicy::default(),

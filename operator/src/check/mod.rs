@@ -12,9 +12,8 @@ use runtime_core::diagnose::{self, CheckPolicy, ScanOptions, ScanReport};
 use crate::cli::{CheckArgs, OutputFormat};
 // `report` computes the exit status from `super::Outcome`.
 use crate::exit::Outcome;
+use crate::policy_file::{self, LoadedPolicy};
 pub use report::Report;
-
-pub mod policy;
 
 /// Run the scan (and repairs) and print the report.
 pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
@@ -25,8 +24,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
         );
     }
     let loaded = match &args.policy {
-        Some(p) => policy::load(p)?,
-        None => policy::LoadedPolicy::default(),
+        Some(p) => policy_file::load(p)?,
+        None => LoadedPolicy::default(),
     };
     let mut check_policy = loaded.check.clone();
     if let Some(secs) = args.stuck_after {
