@@ -1,5 +1,6 @@
 //! `warden check`: the whole node scan on one machine, no cluster.
 
+mod args;
 pub mod fix;
 mod report;
 mod table;
@@ -9,7 +10,7 @@ use std::io::Write;
 use anyhow::Context;
 use runtime_core::diagnose::{self, CheckPolicy, ScanOptions, ScanReport};
 
-use crate::cli::{CheckArgs, OutputFormat};
+pub use args::{CheckArgs, OutputFormat};
 // `report` computes the exit status from `super::Outcome`.
 use crate::exit::Outcome;
 use crate::policy_file::{self, LoadedPolicy};
