@@ -24,10 +24,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     telemetry::init(cli.log_format, cli.verbose, telemetry::quiet(&cli.command));
     let result = match cli.command {
-        cli::Command::Check(args) => check::run(&args).map_err(|e| Failure::new(e.as_ref())),
-        cli::Command::LintProfile(args) => {
-            lint_profile::run(&args).map_err(|e| Failure::new(e.as_ref()))
-        }
+        cli::Command::Check(args) => check::run(&args).map_err(|e| Failure::new(&e)),
+        cli::Command::LintProfile(args) => lint_profile::run(&args).map_err(|e| Failure::new(&e)),
         cli::Command::Crds(args) => crds::run(&args)
             .map(|()| Outcome::Clean)
             .map_err(|e| Failure::new(&e)),
