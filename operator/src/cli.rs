@@ -1,4 +1,10 @@
 //! Command-line definitions.
+//!
+//! The top of the module graph: it names each subcommand's `Args` type
+//! (`check`, `agent` and `lint-profile` keep theirs next to their code) and
+//! defines the others here. It imports nothing else from the subcommands,
+//! and `check`, `agent` and `lint-profile` import nothing from it, so no
+//! import cycle runs through it.
 
 use std::path::PathBuf;
 
@@ -38,7 +44,7 @@ pub enum Command {
     /// Exit status: 0 when nothing at warning or above was found, 1 when
     /// something was, 2 when the scan itself failed. Without root the scan
     /// still runs and lists what it could not inspect.
-    Check(CheckArgs),
+    Check(crate::check::CheckArgs),
     /// Run the cluster operator: keep the agent DaemonSet applied and sum
     /// up the nodes' NodeRuntimeReports in each RuntimePolicy's status.
     ///
@@ -63,43 +69,6 @@ pub enum Command {
     /// (NODE_NAME). `--standalone --policy FILE --report-file PATH` runs the
     /// same loop with no API server.
     Agent(crate::agent::AgentArgs),
-}
-
-/// Arguments of `warden check`.
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Output format: a table for people, JSON for machines.
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-    /// Host root and runtime state directories.
-    #[command(flatten)]
-    pub node: crate::node_args::NodeArgs,
-    /// Apply the repair of every repairable finding, then scan again and
-    /// mark what was fixed. Repairs never narrow a container's device access
-    /// and are safe to repeat.
-    #[arg(long, conflicts_with = "dry_run")]
-    pub fix: bool,
-    /// Print the repair plans `--fix` would apply, and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// A RuntimePolicy YAML file (as applied to a cluster); without it the
-    /// built-in defaults, which equal the CRD defaults, are used.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// A task blocked in a seccomp notification longer than this many
-    /// seconds is reported stuck (default 10). Not a policy field: an
-    /// advanced knob for tests and for nodes that start containers slowly.
-    #[arg(long, value_name = "SECONDS", hide = true)]
-    pub stuck_after: Option<f64>,
-}
-
-/// Report format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Aligned text for a terminal.
-    Table,
-    /// `{"host": {...}, "findings": [...]}`.
-    Json,
 }
 
 /// Arguments of `warden operator`.

@@ -6,14 +6,13 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use runtime_core::checks::{CheckId, Severity, UnknownSeverity};
 use runtime_core::host::{runtimes, HostRoot, RuntimeKind};
 use runtime_core::seccomp::{self, Issue, ParseError, ProfileSource, Target};
 use serde::{Serialize, Serializer};
 
-use crate::check::Outcome;
+use crate::exit::Outcome;
 
 /// Arguments of `warden lint-profile`.
 #[derive(Debug, Args)]
@@ -133,8 +132,32 @@ struct Report {
     files: Vec<FileReport>,
 }
 
+/// Why `warden lint-profile` could not lint or print its report (exit
+/// status 2). A file that cannot be read or parsed is not one: it is
+/// reported with the others and the exit status says so.
+#[derive(Debug, thiserror::Error)]
+pub enum LintError {
+    /// `--runtime host` on a machine without runc or crun.
+    #[error("--runtime host: neither runc nor crun is installed here")]
+    NoHostRuntime,
+    /// A `--runtime` value that names no known runtime or version.
+    #[error("--runtime {spec}: {reason}")]
+    Runtime {
+        /// The value given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The JSON report could not be written.
+    #[error("write the JSON report to stdout")]
+    Json(#[source] serde_json::Error),
+    /// The text report could not be written.
+    #[error("write the report to stdout")]
+    Write(#[source] std::io::Error),
+}
+
 /// Lint every file and print the report.
-pub fn run(args: &LintProfileArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &LintProfileArgs) -> Result<Outcome, LintError> {
     let targets = resolve_targets(&args.runtimes)?;
     let mut files = Vec::new();
     for path in &args.files {
@@ -148,10 +171,10 @@ pub fn run(args: &LintProfileArgs) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     match args.output {
         LintOutput::Json => {
-            serde_json::to_writer_pretty(&mut out, &report).context("write JSON report")?;
-            writeln!(out)?;
+            serde_json::to_writer_pretty(&mut out, &report).map_err(LintError::Json)?;
+            writeln!(out).map_err(LintError::Write)?;
         }
-        LintOutput::Text => write_text(&mut out, &report).context("write report")?,
+        LintOutput::Text => write_text(&mut out, &report).map_err(LintError::Write)?,
     }
     Ok(outcome(&report))
 }
@@ -171,7 +194,7 @@ fn outcome(r: &Report) -> Outcome {
     }
 }
 
-fn resolve_targets(specs: &[String]) -> anyhow::Result<Vec<Target>> {
+fn resolve_targets(specs: &[String]) -> Result<Vec<Target>, LintError> {
     if specs.is_empty() {
         return Ok(Target::all_known());
     }
@@ -187,13 +210,15 @@ fn resolve_targets(specs: &[String]) -> anyhow::Result<Vec<Target>> {
                 .filter(|r| matches!(r.kind, RuntimeKind::Runc | RuntimeKind::Crun))
                 .map(Target::from_runtime_info)
                 .collect();
-            anyhow::ensure!(
-                !host.is_empty(),
-                "--runtime host: neither runc nor crun is installed here"
-            );
+            if host.is_empty() {
+                return Err(LintError::NoHostRuntime);
+            }
             out.extend(host);
         } else {
-            out.push(Target::parse(s).map_err(|e| anyhow::anyhow!("--runtime {s}: {e}"))?);
+            out.push(Target::parse(s).map_err(|reason| LintError::Runtime {
+                spec: s.clone(),
+                reason,
+            })?);
         }
     }
     out.sort();
@@ -431,6 +456,16 @@ mod tests {
             text.contains("1 error; 1 at or above error; 1 unreadable"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_unknown_runtime_is_refused_with_its_value() {
+        let e = resolve_targets(&["runc".into(), "podman".into()]).unwrap_err();
+        assert!(
+            matches!(&e, LintError::Runtime { spec, .. } if spec == "podman"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("--runtime podman: "), "{e}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! `warden operator` as a process: it refuses unsafe election timings before
-//! touching the cluster, and a SIGTERM while it waits for the Lease ends it
-//! cleanly (exit 0) even when the API server is unreachable.
+//! `warden operator` and `warden agent` as processes: the operator refuses
+//! unsafe election timings before touching the cluster, a SIGTERM while it
+//! waits for the Lease ends it cleanly (exit 0) even when the API server is
+//! unreachable, and both say once why they cannot find a cluster and what to
+//! do instead.
 
 // Helpers outside #[test] functions panic on purpose.
 #![allow(clippy::unwrap_used)]
@@ -120,4 +122,45 @@ current-context: nowhere
         stderr.contains("leader election"),
         "it tried the Lease: {stderr}"
     );
+}
+
+#[test]
+fn without_a_cluster_each_cause_is_printed_once_with_a_hint() {
+    // A path that shows up nowhere but in the cause, so it can be counted.
+    let kubeconfig = "/nonexistent/warden-cli-test-kubeconfig";
+    let commands: [&[&str]; 2] = [
+        &["agent", "--node-name", "n1", "--metrics-addr", "off"],
+        &["operator", "--agent-image", "x"],
+    ];
+    for args in commands {
+        let out = warden()
+            .args(args)
+            .env("HOME", "/nonexistent")
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr
+                .matches("warden: error: connect to the cluster")
+                .count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.matches(kubeconfig).count(), 1, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.matches("(os error 2)").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("\nhint: run inside a cluster, or set KUBECONFIG"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("`warden agent --standalone`"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use runtime_core::diagnose::CheckPolicy;
 use warden_api::policy::Mode;
 use warden_api::{EffectivePolicy, RuntimePolicySpec};
 
-use crate::check::policy::from_spec;
+use crate::policy_file::from_spec;
 
 /// Port the agent serves `/metrics`, `/healthz` and `/readyz` on by
 /// default. The operator's DaemonSet declares it and probes it, so both sides

@@ -61,6 +61,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use warden_api::{NodeRuntimeReport, NodeRuntimeReportSpec};
 
+use crate::error_chain::Chain;
+use crate::policy_file::{self, PolicyFileError};
+
 pub use config::AgentArgs;
 use config::{AgentPolicy, MetricsAddr};
 use engine::Engine;
@@ -84,22 +87,22 @@ const STOP_WAIT: Duration = Duration::from_secs(20);
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The async runtime could not start.
-    #[error("start the async runtime: {0}")]
+    #[error("start the async runtime")]
     Runtime(#[source] std::io::Error),
     /// Signal handlers could not be installed.
-    #[error("install signal handlers: {0}")]
+    #[error("install signal handlers")]
     Signals(#[source] std::io::Error),
     /// No node name in cluster mode.
     #[error("no --node-name (NODE_NAME from the downward API) and not --standalone")]
     NoNodeName,
-    /// The `--policy` file is unusable.
-    #[error("{0:#}")]
-    Policy(anyhow::Error),
+    /// The `--policy` file is unusable (the error names the file).
+    #[error(transparent)]
+    Policy(#[from] PolicyFileError),
     /// No usable cluster configuration.
-    #[error("connect to the cluster: {0}")]
+    #[error("connect to the cluster")]
     Client(#[source] ::kube::Error),
     /// The HTTP endpoints could not listen.
-    #[error("listen on {addr}: {source}")]
+    #[error("listen on {addr}")]
     Listen {
         /// The address.
         addr: std::net::SocketAddr,
@@ -107,6 +110,17 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl AgentError {
+    /// What the person who started the agent can do about this error, when
+    /// the error alone does not make it obvious.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Client(_) => Some(crate::exit::NO_CLUSTER_HINT),
+            _ => None,
+        }
+    }
 }
 
 /// Run `warden agent` until SIGTERM/SIGINT.
@@ -210,7 +224,7 @@ impl Sinks {
                 let obj = NodeRuntimeReport::new(&self.node_name, spec.clone());
                 match report::write_file(path, &obj) {
                     Ok(()) => gate.written(&spec, now),
-                    Err(e) => tracing::warn!(error = %e, "report file not written"),
+                    Err(e) => tracing::warn!(error = %Chain(&e), "report file not written"),
                 }
             }
         }
@@ -298,7 +312,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
     if args.standalone {
         let policy = match &args.policy {
             Some(p) => {
-                let rp = crate::check::policy::load_policy(p).map_err(AgentError::Policy)?;
+                let rp = policy_file::load_policy(p)?;
                 AgentPolicy::from_effective(&warden_api::merge([&rp]))
             }
             None => AgentPolicy::default(),

@@ -29,6 +29,8 @@ use warden_api::report::{
 };
 use warden_api::{NodeRuntimeReport, NodeRuntimeReportSpec};
 
+use crate::error_chain::Chain;
+
 /// The field manager of the agent's server-side applies.
 pub const FIELD_MANAGER: &str = "warden-agent";
 
@@ -221,10 +223,10 @@ pub enum ReportError {
     #[error(transparent)]
     Io(#[from] WrappedIoError),
     /// The report could not be encoded.
-    #[error("encode report: {0}")]
+    #[error("encode report")]
     Encode(#[from] serde_json::Error),
     /// The API server refused or could not be reached.
-    #[error("apply NodeRuntimeReport {name}: {source}")]
+    #[error("apply NodeRuntimeReport {name}")]
     Apply {
         /// The report's name.
         name: String,
@@ -337,7 +339,7 @@ pub async fn publish_loop(
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?retry, "report not applied");
+                    tracing::warn!(error = %Chain(&e), retry_in = ?retry, "report not applied");
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(RETRY_MAX);
                 }

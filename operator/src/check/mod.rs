@@ -1,57 +1,69 @@
 //! `warden check`: the whole node scan on one machine, no cluster.
 
+mod args;
 pub mod fix;
 mod report;
 mod table;
 
 use std::io::Write;
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::time::TryFromFloatSecsError;
 
-use anyhow::Context;
 use runtime_core::diagnose::{self, CheckPolicy, ScanOptions, ScanReport};
 
-use crate::cli::{CheckArgs, OutputFormat};
+pub use args::{CheckArgs, OutputFormat};
+// `report` computes the exit status from `super::Outcome`.
+use crate::exit::Outcome;
+use crate::policy_file::{self, LoadedPolicy, PolicyFileError};
 pub use report::Report;
 
-pub mod policy;
-
-/// How a check ended; each maps to one exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing at warning or above.
-    Clean,
-    /// At least one unrepaired finding at warning or above.
-    Findings,
-    /// The scan could not be done.
-    Error,
-}
-
-impl From<Outcome> for ExitCode {
-    fn from(o: Outcome) -> Self {
-        ExitCode::from(match o {
-            Outcome::Clean => 0,
-            Outcome::Findings => 1,
-            Outcome::Error => 2,
-        })
-    }
+/// Why `warden check` could not scan or print its report (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// `--host-root` does not name a directory.
+    #[error("--host-root {} is not a directory", path.display())]
+    HostRoot {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The `--policy` file is unusable (the error names the file).
+    #[error(transparent)]
+    Policy(#[from] PolicyFileError),
+    /// `--stuck-after` is negative, not a number or too large.
+    #[error("--stuck-after {secs}")]
+    StuckAfter {
+        /// The value given.
+        secs: f64,
+        /// Why it is no duration.
+        #[source]
+        source: TryFromFloatSecsError,
+    },
+    /// The report could not be encoded as JSON.
+    #[error("encode the JSON report")]
+    Json(#[source] serde_json::Error),
+    /// The table could not be formatted.
+    #[error("format the report")]
+    Format(#[source] std::io::Error),
+    /// The report could not be written to stdout.
+    #[error("write the report to stdout")]
+    Write(#[source] std::io::Error),
 }
 
 /// Run the scan (and repairs) and print the report.
-pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &CheckArgs) -> Result<Outcome, CheckError> {
     if !args.node.host_root.is_dir() {
-        anyhow::bail!(
-            "--host-root {} is not a directory",
-            args.node.host_root.display()
-        );
+        return Err(CheckError::HostRoot {
+            path: args.node.host_root.clone(),
+        });
     }
     let loaded = match &args.policy {
-        Some(p) => policy::load(p)?,
-        None => policy::LoadedPolicy::default(),
+        Some(p) => policy_file::load(p)?,
+        None => LoadedPolicy::default(),
     };
     let mut check_policy = loaded.check.clone();
     if let Some(secs) = args.stuck_after {
         check_policy.stuck_after = std::time::Duration::try_from_secs_f64(secs)
-            .map_err(|e| anyhow::anyhow!("--stuck-after {secs}: {e}"))?;
+            .map_err(|source| CheckError::StuckAfter { secs, source })?;
     }
     let policy = &check_policy;
     let opts = options(args);
@@ -76,17 +88,15 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let mut buf = Vec::new();
     match args.output {
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut buf, &report).context("encode JSON report")?;
+            serde_json::to_writer_pretty(&mut buf, &report).map_err(CheckError::Json)?;
             buf.push(b'\n');
         }
-        OutputFormat::Table => table::write(&mut buf, &report).context("format report")?,
+        OutputFormat::Table => table::write(&mut buf, &report).map_err(CheckError::Format)?,
     }
     // A reader that stops early (`warden check | head`) is not an error of
     // the scan: the exit status still reports what was found.
     match std::io::stdout().lock().write_all(&buf) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(anyhow::Error::new(e).context("write report"))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(CheckError::Write(e)),
         _ => {}
     }
     Ok(report.outcome())

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::daemonset::AgentConfig;
 use super::reconcile::{apply_agent, backoff};
+use crate::error_chain::Chain;
 
 /// Emit `()` when the agent DaemonSet must be applied (again): after each
 /// complete list (start, relist after a watch error), when its generation
@@ -69,7 +70,7 @@ pub async fn keep_applied(
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(error = %e, retry_in = ?backoff(failures), "agent DaemonSet not applied");
+                    tracing::warn!(error = %Chain(&e), retry_in = ?backoff(failures), "agent DaemonSet not applied");
                 }
             }
         }

@@ -20,6 +20,8 @@ use kube::api::{Api, PostParams};
 use std::time::Instant;
 use tokio::sync::watch;
 
+use crate::error_chain::Chain;
+
 /// Timings of the election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseTimings {
@@ -45,7 +47,7 @@ pub enum LeaderError {
         retry: Duration,
     },
     /// An API call on the Lease failed.
-    #[error("{action} Lease {name}: {source}")]
+    #[error("{action} Lease {name}")]
     Api {
         /// What was being done.
         action: &'static str,
@@ -321,7 +323,7 @@ impl Elector {
                     return true;
                 }
                 Ok(Role::Follower) => {}
-                Err(e) => tracing::warn!(error = %e, "leader election"),
+                Err(e) => tracing::warn!(error = %Chain(&e), "leader election"),
             }
             tokio::select! {
                 () = tokio::time::sleep(self.timings.retry) => {}
@@ -363,7 +365,7 @@ impl Elector {
                     return HoldEnd::Lost;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "renewing the Lease failed");
+                    tracing::warn!(error = %Chain(&e), "renewing the Lease failed");
                     if (self.clock)().saturating_duration_since(last_renewal)
                         >= self.timings.renew_deadline
                     {

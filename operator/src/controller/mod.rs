@@ -53,6 +53,7 @@ use tokio::sync::watch;
 use warden_api::{NodeRuntimeReport, RuntimePolicy};
 
 use crate::cli::OperatorArgs;
+use crate::error_chain::Chain;
 use daemonset::AgentConfig;
 use leader::{Elector, HoldEnd, LeaderError, LeaseTimings};
 use reconcile::{error_policy, reconcile, Context};
@@ -61,13 +62,13 @@ use reconcile::{error_policy, reconcile, Context};
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
     /// The async runtime could not start.
-    #[error("start the async runtime: {0}")]
+    #[error("start the async runtime")]
     Runtime(#[source] std::io::Error),
     /// No usable cluster configuration (in-cluster or kubeconfig).
-    #[error("connect to the cluster: {0}")]
+    #[error("connect to the cluster")]
     Client(#[source] kube::Error),
     /// Signal handlers could not be installed.
-    #[error("install signal handlers: {0}")]
+    #[error("install signal handlers")]
     Signals(#[source] std::io::Error),
     /// No `--identity` and no hostname to use instead.
     #[error("no --identity (POD_NAME) and no hostname to use instead")]
@@ -78,6 +79,17 @@ pub enum OperatorError {
     /// The Lease was lost: another replica may act now, so this one stops.
     #[error("lost the leader Lease; exiting so that this replica restarts as a candidate")]
     LostLease,
+}
+
+impl OperatorError {
+    /// What the person who started the operator can do about this error,
+    /// when the error alone does not make it obvious.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Client(_) => Some(crate::exit::NO_CLUSTER_HINT),
+            _ => None,
+        }
+    }
 }
 
 /// Run `warden operator` until SIGTERM/SIGINT or loss of the Lease.
@@ -172,7 +184,7 @@ async fn operate(args: &OperatorArgs) -> Result<(), OperatorError> {
     match end {
         HoldEnd::Shutdown => {
             if let Err(e) = elector.release().await {
-                tracing::warn!(error = %e, "could not release the Lease; another replica takes over when it expires");
+                tracing::warn!(error = %Chain(&e), "could not release the Lease; another replica takes over when it expires");
             }
             tracing::info!("stopped");
             Ok(())
@@ -292,7 +304,9 @@ async fn run_controller(
     .for_each(|result| async move {
         match result {
             Ok((obj, action)) => tracing::debug!(policy = %obj.name, ?action, "reconciled"),
-            Err(e) => tracing::debug!(error = %e, "controller"),
+            // The controller's error says only which object failed; the
+            // chain says why.
+            Err(e) => tracing::debug!(error = %Chain(&e), "controller"),
         }
     });
     futures::join!(controller, keeper);

@@ -22,6 +22,7 @@ use warden_api::{NodeRuntimeReport, RuntimePolicy, RuntimePolicyStatus};
 
 use super::daemonset::{agent_daemonset, AgentConfig};
 use super::status::{self, NodeView};
+use crate::error_chain::Chain;
 
 /// Field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "warden-operator";
@@ -63,7 +64,7 @@ pub struct Context {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// The agent DaemonSet could not be applied.
-    #[error("apply agent DaemonSet {namespace}/{name}: {source}")]
+    #[error("apply agent DaemonSet {namespace}/{name}")]
     ApplyDaemonSet {
         /// DaemonSet namespace.
         namespace: String,
@@ -74,7 +75,7 @@ pub enum ReconcileError {
         source: kube::Error,
     },
     /// The policy's status could not be written.
-    #[error("write status of RuntimePolicy {name}: {source}")]
+    #[error("write status of RuntimePolicy {name}")]
     PatchStatus {
         /// Policy name.
         name: String,
@@ -245,7 +246,7 @@ pub fn error_policy(
         *n
     };
     let wait = backoff(failures);
-    tracing::warn!(policy = %name, %error, failures, retry_in = ?wait, "reconcile failed");
+    tracing::warn!(policy = %name, error = %Chain(error), failures, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)
 }
 
