@@ -11,6 +11,7 @@ pub mod checks;
 pub mod devices;
 pub mod diagnose;
 pub mod discovery;
+pub mod engine;
 pub mod error;
 pub mod host;
 pub mod ports;

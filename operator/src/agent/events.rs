@@ -13,7 +13,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use runtime_core::diagnose::{Finding, ScanReport, Severity};
 use tokio::sync::watch;
 
-use super::engine::{key, Attempt, AttemptResult, FindingKey};
+use runtime_core::diagnose::FindingId;
+use runtime_core::engine::{Attempt, AttemptResult};
 
 /// Longest event note the API accepts is 1 kB; keep well under it.
 const MAX_NOTE: usize = 900;
@@ -104,7 +105,7 @@ fn cut(mut s: String) -> String {
 
 /// Findings seen in the previous scan, to tell new ones.
 #[derive(Debug, Default)]
-pub struct Seen(HashSet<FindingKey>);
+pub struct Seen(HashSet<FindingId>);
 
 impl Seen {
     /// Events for the findings of `scan` (warning or worse) that the
@@ -117,11 +118,11 @@ impl Seen {
                 .and_then(|c| c.pod.as_ref())
                 .and_then(|p| p.uid.clone())
         };
-        let now: HashSet<FindingKey> = scan.findings.iter().map(key).collect();
+        let now: HashSet<FindingId> = scan.findings.iter().map(Finding::id).collect();
         let events = scan
             .findings
             .iter()
-            .filter(|f| f.severity >= Severity::Warning && !self.0.contains(&key(f)))
+            .filter(|f| f.severity >= Severity::Warning && !self.0.contains(&f.id()))
             .filter_map(|f| {
                 let target = target_of(f, uid)?;
                 let reason = if target == Target::Node {

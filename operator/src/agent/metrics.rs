@@ -20,7 +20,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use runtime_core::diagnose::ScanReport;
 
-use super::engine::Attempt;
+use runtime_core::engine::Attempt;
 
 /// Labels of `warden_findings`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,9 +172,9 @@ pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::engine::AttemptResult;
     use crate::agent::events::tests::{finding, scan};
     use runtime_core::diagnose::Severity;
+    use runtime_core::engine::AttemptResult;
 
     #[test]
     fn metrics_have_the_documented_names_and_labels() {

@@ -19,7 +19,14 @@
 //! marker names itself, so nothing stays frozen behind it.
 //!
 //! SIGTERM/SIGINT: repairs not yet started are abandoned, the running one
-//! finishes (a few writes), and the agent exits.
+//! finishes (a few writes or bpf calls; a systemd `DeviceAllow=` rewrite is
+//! one D-Bus call of at most 5 s, inside a freeze of the container on cgroup
+//! v1), and the agent exits.
+//!
+//! The scan, plans, repairs and their verification are
+//! [`runtime_core::engine`]'s, the same two steps `warden check --fix` runs;
+//! this module schedules them, applies the policy's mode and limits, and
+//! reports.
 //!
 //! Permissions it needs (for the chart's ClusterRole; all cluster-wide, as
 //! the agent's reads are filtered by field selectors, which RBAC cannot
@@ -34,7 +41,6 @@
 //! | `events.k8s.io` `events` | create, patch | Events on affected Pods (their namespace) and on the Node (`default`) |
 
 pub mod config;
-pub mod engine;
 pub mod events;
 pub mod kube;
 pub mod metrics;
@@ -66,10 +72,10 @@ use crate::policy_file::{self, PolicyFileError};
 
 pub use config::AgentArgs;
 use config::{AgentPolicy, MetricsAddr};
-use engine::Engine;
 use events::{EventSink, NodeEvent, Seen};
 use metrics::{Metrics, Trigger};
 use report::{Gate, ReportGate};
+use runtime_core::engine::{Engine, Limits, Mode};
 use server::Health;
 use triggers::{TreeSpec, Triggers};
 
@@ -416,7 +422,13 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
         last_start = Some(Instant::now());
         let t0 = Instant::now();
         let scan_policy = policy.clone();
-        let Some(planned) = on_engine(&engine, move |e| e.scan(&scan_policy)).await else {
+        let mode = if scan_policy.enforce {
+            Mode::Enforce
+        } else {
+            Mode::Report
+        };
+        let Some(planned) = on_engine(&engine, move |e| e.scan(&scan_policy.check, mode)).await
+        else {
             last_end = Instant::now();
             continue;
         };
@@ -433,7 +445,12 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
             sinks.events(&found).await;
             let flag = Arc::clone(&abandon);
             let repair_policy = policy.clone();
-            let work = on_engine(&engine, move |e| e.repair(planned, &repair_policy, &flag));
+            let limits = Limits {
+                max_concurrent: repair_policy.max_concurrent_repairs,
+            };
+            let work = on_engine(&engine, move |e| {
+                e.repair(planned, &repair_policy.check, &limits, &flag)
+            });
             let round = match tokio::time::timeout(STOP_WAIT * 3, work).await {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
@@ -464,7 +481,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
                 .events(&events::repaired(&round.attempts, &round.report))
                 .await;
         } else {
-            sinks.report(&planned.into_report());
+            sinks.report(&planned.into_round().report);
             sinks.events(&found).await;
         }
         health.progress();

@@ -1,7 +1,6 @@
 //! `warden check`: the whole node scan on one machine, no cluster.
 
 mod args;
-pub mod fix;
 mod report;
 mod table;
 
@@ -9,7 +8,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::TryFromFloatSecsError;
 
-use runtime_core::diagnose::{self, CheckPolicy, ScanOptions, ScanReport};
+use std::sync::atomic::AtomicBool;
+
+use runtime_core::diagnose::ScanOptions;
+use runtime_core::engine::{Engine, Limits, Mode};
 
 pub use args::{CheckArgs, OutputFormat};
 // `report` computes the exit status from `super::Outcome`.
@@ -66,24 +68,26 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, CheckError> {
             .map_err(|source| CheckError::StuckAfter { secs, source })?;
     }
     let policy = &check_policy;
-    let opts = options(args);
-    let scan = scan(&opts, policy);
     if args.fix && loaded.audit {
         tracing::warn!("the policy's mode is Audit: --fix only plans, as --dry-run does");
     }
-    let report = if args.fix || args.dry_run {
-        let plans = fix::plan_all(&scan, policy);
-        if args.fix && !loaded.audit {
-            let scan = fix::apply_all(scan, &plans, &opts, policy);
-            Report { scan, plans }
-        } else {
-            Report { scan, plans }
-        }
+    let mode = match (args.fix, args.dry_run) {
+        (true, _) if !loaded.audit => Mode::Enforce,
+        (true, _) | (false, true) => Mode::DryRun,
+        (false, false) => Mode::Report,
+    };
+    // The same two engine steps the agent runs, once: scan and plan, then
+    // (with --fix) repair, rescan and mark what was repaired.
+    let mut engine = Engine::new(options(args));
+    let planned = engine.scan(policy, mode);
+    let round = if mode == Mode::Enforce {
+        engine.repair(planned, policy, &Limits::default(), &AtomicBool::new(false))
     } else {
-        Report {
-            scan,
-            plans: Vec::new(),
-        }
+        planned.into_round()
+    };
+    let report = Report {
+        scan: round.report,
+        plans: round.plans,
     };
     let mut buf = Vec::new();
     match args.output {
@@ -105,19 +109,4 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, CheckError> {
 /// Scan options from the command line.
 pub fn options(args: &CheckArgs) -> ScanOptions {
     args.node.scan_options()
-}
-
-/// Scan the node, noting what a non-root run cannot see.
-pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
-    let mut report = diagnose::scan(opts, policy);
-    if opts.root().is_real() && !runtime_core::host::running_as_root() {
-        report.host.unreadable.push(runtime_core::host::Unreadable {
-            what: "container state and cgroups".into(),
-            path: None,
-            error: "not running as root: containers, their cgroups and other users' \
-                    processes cannot be inspected; run as root for a full scan"
-                .into(),
-        });
-    }
-    report
 }

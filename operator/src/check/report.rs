@@ -1,25 +1,10 @@
 //! The report `warden check` prints.
 
 use runtime_core::diagnose::{ScanReport, Severity};
-use runtime_core::repair::RepairPlan;
+use runtime_core::engine::PlannedRepair;
 use serde::Serialize;
 
 use super::Outcome;
-
-/// A repair considered for one finding.
-#[derive(Debug, Serialize)]
-pub struct PlannedRepair {
-    /// Index of the finding in `findings`.
-    pub finding: usize,
-    /// The check id, repeated for readers.
-    pub check: String,
-    /// The plan, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<RepairPlan>,
-    /// Why there is none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_planned: Option<String>,
-}
 
 /// Everything one run found: `{"host": {...}, "findings": [...],
 /// "containers": [...], "plans": [...]}`.

@@ -2,6 +2,8 @@
 
 use std::io::{self, Write};
 
+use runtime_core::engine::describe;
+
 use super::Report;
 
 /// Write `report` as aligned text.
@@ -151,16 +153,17 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
                 .map_or("(host)".to_string(), |c| short_id(&c.id));
             match (&p.plan, &p.not_planned) {
                 (Some(plan), _) => {
-                    writeln!(out, "  {who} {}: {}", p.check, plan.safety)?;
+                    // One line per action in plain words, then why it never
+                    // narrows access; `--output json` keeps the full plan.
+                    writeln!(out, "  {who} {}:", p.check)?;
                     for a in &plan.actions {
-                        writeln!(
-                            out,
-                            "    - {}",
-                            serde_json::to_string(a).unwrap_or_default()
-                        )?;
+                        for step in describe(a) {
+                            writeln!(out, "    - {step}")?;
+                        }
                     }
+                    writeln!(out, "    why it is safe: {}", plan.safety)?;
                 }
-                (None, Some(why)) => writeln!(out, "  {who} {}: {why}", p.check)?,
+                (None, Some(why)) => writeln!(out, "  {who} {}: no repair: {why}", p.check)?,
                 (None, None) => {}
             }
             if let Some(note) = &f.repair_note {

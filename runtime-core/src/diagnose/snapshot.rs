@@ -1,6 +1,6 @@
 //! The scan's snapshot: what diagnosis read, kept for planning.
 //!
-//! Plans are pure ([`crate::repair::plan`]): everything they need (the host
+//! Plans are pure (`repair::plan`): everything they need (the host
 //! device table, v1 lists, attached programs, systemd's units and version)
 //! comes from here. Each item is read through the ports lazily, the first
 //! time a check or a plan asks for it, and at most once per scan, so a scan

@@ -282,14 +282,16 @@ fn plan_devices(
         check: finding.check,
         container: Some(c.reference()),
         actions,
-        safety: "only adds access: v1 writes are allow lines only (what the container's runtime \
-                 granted it from its OCI config); on cgroup v2, where the container also has a v1 \
-                 devices cgroup (hybrid: the v1 list governs), only the denying programs attached \
-                 at its cgroup are detached and no program of ours stays; otherwise our program \
-                 allows the OCI rules plus every host device node and access bit all current \
-                 programs allow, and it is attached before the denying ones are detached, so \
-                 access never drops below what it had"
-            .into(),
+        safety: if c.cgroups.v1("devices").is_some() {
+            "Only allow lines toward what the container's runtime granted it are written, and \
+             device programs at its own cgroup that deny are detached (its v1 list governs), so \
+             access only grows."
+        } else {
+            "Our program allows the OCI rules plus every device and bit the container can open \
+             now, and it is attached before the denying program is detached, so access never \
+             drops below what it had."
+        }
+        .into(),
     })
 }
 
@@ -389,8 +391,9 @@ fn plan_kill(finding: &Finding, policy: &CheckPolicy) -> Result<RepairPlan, Plan
             pid: s.pid,
             start_time: s.start_time,
         }],
-        safety: "the task can only be ended by SIGKILL; the start time is checked first so a \
-                 recycled pid is never killed, and the kubelet recreates the container"
+        safety: "Only a runtime init that never reached the workload's execve is killed, and only \
+                 while its start time is unchanged (a recycled pid is never hit); the kubelet \
+                 recreates the container."
             .into(),
     })
 }

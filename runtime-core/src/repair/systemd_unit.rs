@@ -255,26 +255,20 @@ pub(crate) fn plan_unit(
             }
         },
     };
-    let mut safety = String::from(
-        "the new DeviceAllow is the explicit form of the container's OCI rules plus every entry \
-         the unit has now, so systemd's list only grows (DevicePolicy is kept); ",
-    );
-    safety.push_str(match freeze {
+    // One sentence: the unexpressable rules are in the plan's own field.
+    let safety = match freeze {
         Some(_) => {
-            "on cgroup v1 systemd writes deny-all and then the list, so the container is frozen \
-             around the call, and nothing is changed if it cannot be frozen"
+            "The new DeviceAllow keeps every entry the unit had and adds the container's rules \
+             explicitly, so systemd's list only grows, and the container is frozen around the \
+             call (cgroup v1, where systemd writes deny-all first) or nothing is sent."
         }
         None => {
-            "on cgroup v2 systemd attaches its new program before releasing the old one, so the \
-             container never has less than before"
+            "The new DeviceAllow keeps every entry the unit had and adds the container's rules \
+             explicitly, so systemd's list only grows, and on cgroup v2 systemd attaches its new \
+             program before releasing the old one."
         }
-    });
-    if !rw.unexpressed.is_empty() {
-        safety.push_str(&format!(
-            "; rules no entry can express (not required devices): {}",
-            rw.unexpressed.join("; ")
-        ));
     }
+    .to_string();
     Ok(Some(RepairPlan {
         check: finding.check,
         container: Some(c.reference()),

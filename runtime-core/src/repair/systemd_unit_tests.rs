@@ -395,7 +395,7 @@ fn v1_is_frozen_around_the_call_or_not_changed() {
         .unwrap();
     let (want, freeze, _) = the_action(&p);
     assert_eq!(freeze, Some(&FreezeTarget::V1(fz.clone())));
-    assert!(p.safety.contains("frozen"), "{}", p.safety);
+    assert!(p.safety.contains("frozen around the call"), "{}", p.safety);
     let a = apply_with(
         &sd,
         &RealCgroups::new(HostRoot::new(root.path())),

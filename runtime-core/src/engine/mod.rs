@@ -1,0 +1,436 @@
+//! The engine: one cycle of scan → diagnose → plan → apply → verify, the
+//! same for `warden check` and `warden agent`, which only drive it (print,
+//! schedule, report).
+//!
+//! A cycle has two steps so that a driver can report the findings before
+//! repairs that may take a moment:
+//! 1. [`Engine::scan`]: host facts, discovery, every check, and (unless the
+//!    mode is [`Mode::Report`]) a pure plan for every finding, read from the
+//!    scan's snapshot; in [`Mode::Enforce`] the plans not backing off are
+//!    marked to run;
+//! 2. [`Engine::repair`]: the marked plans applied under the limits (at
+//!    most `max_concurrent` at once, one container's repairs one after
+//!    another, none started once `stop` is set), a second scan, and each
+//!    first-scan finding marked repaired when its plan applied and the
+//!    second scan no longer shows it (by [`FindingId`]); failures back off.
+//!
+//! Repairs only widen access or end a stuck runtime init; the ones on cgroup
+//! v1 that go through systemd freeze the container around the call (see
+//! [`crate::repair`]), leaving a crash-recovery marker under
+//! `<state-dir>/frozen/`.
+
+mod backoff;
+mod describe;
+mod workers;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use backoff::{Backoff, BACKOFF_BASE, BACKOFF_MAX};
+pub use describe::describe;
+pub use workers::run_groups;
+
+use crate::checks::CheckId;
+use crate::diagnose::{self, CheckPolicy, Finding, FindingId, ScanOptions, ScanReport};
+use crate::repair::{self, RepairPlan};
+
+/// What a cycle does about findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Scan and report; no plans (the agent in Audit mode, a plain `warden
+    /// check`).
+    Report,
+    /// Plan every finding and show the plans; change nothing (`--dry-run`,
+    /// and `--fix` under an Audit policy).
+    DryRun,
+    /// Plan, and repair what is not backing off (`--fix`, the agent in
+    /// Enforce mode).
+    Enforce,
+}
+
+/// How many repairs may run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// At most this many repairs at the same time (at least 1).
+    pub max_concurrent: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_concurrent: 1 }
+    }
+}
+
+/// A repair considered for one finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRepair {
+    /// Index of the finding in the report's `findings`.
+    pub finding: usize,
+    /// The finding's identity.
+    #[serde(skip)]
+    pub id: FindingId,
+    /// The check id, repeated for readers.
+    pub check: CheckId,
+    /// The plan, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<RepairPlan>,
+    /// Why there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_planned: Option<String>,
+}
+
+/// What came of considering one finding's repair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairNote {
+    /// The plan was applied without error (the second scan decides whether
+    /// it fixed the finding).
+    pub applied: bool,
+    /// What was done, or why nothing was.
+    pub text: String,
+}
+
+/// How one repair ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// Applied, and the rescan no longer shows the finding.
+    Repaired,
+    /// Failed to apply, or applied and the check still fails.
+    Failed,
+}
+
+impl AttemptResult {
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Repaired => "repaired",
+            AttemptResult::Failed => "failed",
+        }
+    }
+}
+
+/// One repair the engine ran.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The finding as the report shows it after the repair.
+    pub finding: Finding,
+    /// How it ended.
+    pub result: AttemptResult,
+    /// What was done, or the error.
+    pub note: String,
+}
+
+/// Step 1 of a cycle: a scan with its plans, before any repair.
+#[derive(Debug)]
+pub struct Planned {
+    /// The scan.
+    pub report: ScanReport,
+    /// A plan (or why there is none) per finding (modes DryRun, Enforce).
+    pub plans: Vec<PlannedRepair>,
+    /// Indices into `plans` of the repairs that will run.
+    runnable: Vec<usize>,
+    /// Notes for findings that will not be repaired this cycle (no plan,
+    /// backing off), by finding index.
+    notes: Vec<Option<RepairNote>>,
+}
+
+impl Planned {
+    /// Whether some repair will run.
+    pub fn has_work(&self) -> bool {
+        !self.runnable.is_empty()
+    }
+
+    /// The cycle without repairs: the report with the notes of findings
+    /// left alone.
+    pub fn into_round(self) -> Round {
+        Round {
+            report: annotate(self.report, self.notes),
+            plans: self.plans,
+            attempts: Vec::new(),
+            abandoned: 0,
+        }
+    }
+}
+
+/// What a whole cycle produced.
+#[derive(Debug)]
+pub struct Round {
+    /// The report: after repairs, the first scan's findings marked repaired
+    /// or not, plus what only the rescan shows.
+    pub report: ScanReport,
+    /// The plans considered (empty in [`Mode::Report`]).
+    pub plans: Vec<PlannedRepair>,
+    /// The repairs that ran.
+    pub attempts: Vec<Attempt>,
+    /// Repairs not started because `stop` was set.
+    pub abandoned: usize,
+}
+
+fn annotate(mut report: ScanReport, notes: Vec<Option<RepairNote>>) -> ScanReport {
+    for (f, n) in report.findings.iter_mut().zip(notes) {
+        if let Some(n) = n {
+            f.repair_note = Some(n.text);
+        }
+    }
+    report
+}
+
+/// The engine's state between cycles (backoff), and where it scans.
+#[derive(Debug)]
+pub struct Engine {
+    opts: ScanOptions,
+    backoff: Backoff,
+}
+
+impl Engine {
+    /// An engine scanning with `opts`.
+    pub fn new(opts: ScanOptions) -> Self {
+        Self {
+            opts,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Where it scans.
+    pub fn options(&self) -> &ScanOptions {
+        &self.opts
+    }
+
+    /// Scan the node, noting what a non-root run cannot see.
+    fn scan_only(&self, policy: &CheckPolicy) -> ScanReport {
+        let mut report = diagnose::scan(&self.opts, policy);
+        if self.opts.root().is_real() && !crate::host::running_as_root() {
+            report.host.unreadable.push(crate::host::Unreadable {
+                what: "container state and cgroups".into(),
+                path: None,
+                error: "not running as root: containers, their cgroups and other users' \
+                        processes cannot be inspected; run as root for a full scan"
+                    .into(),
+            });
+        }
+        report
+    }
+
+    /// Step 1: scan, and plan per `mode` (see the module docs).
+    pub fn scan(&mut self, policy: &CheckPolicy, mode: Mode) -> Planned {
+        let report = self.scan_only(policy);
+        self.backoff
+            .retain(|k| report.findings.iter().any(|f| &f.id() == k));
+        let mut notes = vec![None; report.findings.len()];
+        let mut plans = Vec::new();
+        let mut runnable = Vec::new();
+        if mode != Mode::Report {
+            let now = Instant::now();
+            for (i, f) in report.findings.iter().enumerate() {
+                let p = plan_one(&report, i, f, policy);
+                if mode == Mode::Enforce {
+                    match (&p.plan, self.backoff.ready(&p.id, now)) {
+                        (None, _) => {
+                            notes[i] = Some(RepairNote {
+                                applied: false,
+                                text: p.not_planned.clone().unwrap_or_default(),
+                            })
+                        }
+                        (Some(_), Ok(())) => runnable.push(plans.len()),
+                        (Some(_), Err(n)) => {
+                            notes[i] = Some(RepairNote {
+                                applied: false,
+                                text: format!(
+                                    "not retried yet: backing off after {n} failed repair(s)"
+                                ),
+                            })
+                        }
+                    }
+                }
+                plans.push(p);
+            }
+        }
+        Planned {
+            report,
+            plans,
+            runnable,
+            notes,
+        }
+    }
+
+    /// Step 2: run the planned repairs under `limits`, rescan, and mark
+    /// what was repaired.
+    pub fn repair(
+        &mut self,
+        planned: Planned,
+        policy: &CheckPolicy,
+        limits: &Limits,
+        stop: &AtomicBool,
+    ) -> Round {
+        let Planned {
+            report,
+            plans,
+            runnable,
+            mut notes,
+        } = planned;
+        // One group per container, in finding order: a container's repairs
+        // never run at the same time.
+        let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        for &j in &runnable {
+            let c = plans[j].id.container.clone();
+            match groups.iter_mut().find(|(k, _)| *k == c) {
+                Some((_, g)) => g.push(j),
+                None => groups.push((c, vec![j])),
+            }
+        }
+        let opts = &self.opts;
+        let results = run_groups(
+            groups.into_iter().map(|(_, g)| g).collect(),
+            limits.max_concurrent,
+            stop,
+            |j| apply_one(&plans[j], opts),
+        );
+        let mut ran = Vec::new();
+        let mut abandoned = 0;
+        for (j, note) in results {
+            let i = plans[j].finding;
+            match note {
+                Some(n) => {
+                    notes[i] = Some(n);
+                    ran.push(i);
+                }
+                None => {
+                    abandoned += 1;
+                    notes[i] = Some(RepairNote {
+                        applied: false,
+                        text: if stop.load(Ordering::SeqCst) {
+                            "abandoned: stopping".into()
+                        } else {
+                            "abandoned".into()
+                        },
+                    });
+                }
+            }
+        }
+        if ran.is_empty() {
+            return Round {
+                report: annotate(report, notes),
+                plans,
+                attempts: Vec::new(),
+                abandoned,
+            };
+        }
+        let second = self.scan_only(policy);
+        let report = verify(report, notes, second);
+        let now = Instant::now();
+        let attempts = ran
+            .into_iter()
+            .map(|i| {
+                // verify keeps the first scan's findings in place.
+                let f = report.findings[i].clone();
+                let result = if f.repaired {
+                    self.backoff.succeeded(&f.id());
+                    AttemptResult::Repaired
+                } else {
+                    self.backoff.failed(f.id(), now);
+                    AttemptResult::Failed
+                };
+                Attempt {
+                    note: f.repair_note.clone().unwrap_or_default(),
+                    finding: f,
+                    result,
+                }
+            })
+            .collect();
+        Round {
+            report,
+            plans,
+            attempts,
+            abandoned,
+        }
+    }
+}
+
+fn plan_one(report: &ScanReport, i: usize, f: &Finding, policy: &CheckPolicy) -> PlannedRepair {
+    let container = f
+        .container
+        .as_ref()
+        .and_then(|r| report.discovered.iter().find(|c| c.id == r.id));
+    let (plan, not_planned) =
+        match repair::plan(f, container, &report.snapshot, &report.host, policy) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+    PlannedRepair {
+        finding: i,
+        id: f.id(),
+        check: f.check,
+        plan,
+        not_planned,
+    }
+}
+
+/// Apply one plan, or note why there is none.
+fn apply_one(p: &PlannedRepair, opts: &ScanOptions) -> RepairNote {
+    let Some(plan) = &p.plan else {
+        return RepairNote {
+            applied: false,
+            text: p.not_planned.clone().unwrap_or_default(),
+        };
+    };
+    let _span = tracing::info_span!("repair", finding = %p.id).entered();
+    match repair::apply(plan, opts) {
+        Ok(o) => {
+            tracing::info!(changed = ?o.changed, unchanged = ?o.unchanged, "repair applied");
+            let mut text = o.changed;
+            text.extend(o.unchanged);
+            RepairNote {
+                applied: true,
+                text: text.join("; "),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "repair failed");
+            RepairNote {
+                applied: false,
+                text: format!("repair failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Fold the repair notes (by finding index of `first`) and a scan made after
+/// the repairs into one report: the first scan's findings are kept (so the
+/// report says what was wrong) and marked repaired when their plan applied
+/// and the second scan no longer shows them (same [`FindingId`]); findings
+/// only the second scan shows are added.
+pub fn verify(first: ScanReport, notes: Vec<Option<RepairNote>>, second: ScanReport) -> ScanReport {
+    let still: std::collections::HashSet<FindingId> =
+        second.findings.iter().map(Finding::id).collect();
+    let mut findings = first.findings;
+    for (f, note) in findings.iter_mut().zip(notes) {
+        match note {
+            Some(RepairNote {
+                applied: true,
+                text,
+            }) if !still.contains(&f.id()) => {
+                f.repaired = true;
+                f.repair_note = Some(text);
+            }
+            Some(RepairNote {
+                applied: true,
+                text,
+            }) => f.repair_note = Some(format!("applied ({text}) but the check still fails")),
+            Some(RepairNote {
+                applied: false,
+                text,
+            }) => f.repair_note = Some(text),
+            None => {}
+        }
+    }
+    let known: std::collections::HashSet<FindingId> = findings.iter().map(Finding::id).collect();
+    let extra: Vec<Finding> = second
+        .findings
+        .iter()
+        .filter(|g| !known.contains(&g.id()))
+        .cloned()
+        .collect();
+    findings.extend(extra);
+    ScanReport { findings, ..second }
+}
