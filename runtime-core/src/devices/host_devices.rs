@@ -215,7 +215,7 @@ impl HostDevices {
     }
 
     /// Scan `root`'s `/dev` (not following symlinks, skipping
-    /// [`SKIP_DIRS`]), its `/dev/char` and `/dev/block` links, and read
+    /// `SKIP_DIRS`), its `/dev/char` and `/dev/block` links, and read
     /// `/proc/devices`. A missing `/dev` or `/proc/devices` gives an empty
     /// part, not an error: a fixture may hold only what a test needs.
     pub fn scan(root: &HostRoot) -> Result<Self, HostDevicesError> {

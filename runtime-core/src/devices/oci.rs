@@ -103,7 +103,7 @@ pub fn rules_from_oci(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, Oc
 
 /// The device cgroup state a `linux.resources.devices` list asks for (start
 /// from deny-all, apply each entry in order), ready for
-/// [`crate::devices::v1::transition`].
+/// [`crate::devices::v1::transition()`].
 pub fn target_from_oci(rules: &[LinuxDeviceCgroup]) -> Result<Emulator, OciRuleError> {
     Ok(Emulator::from_rules(&rules_from_oci(rules)?)?)
 }

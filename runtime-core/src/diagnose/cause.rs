@@ -1,6 +1,6 @@
 //! What each check found, typed: the cause of a finding. Repairs read these
 //! fields; people read the message and evidence rendered from them
-//! ([`super::render`]) only at the edges (JSON, the table, the
+//! (the `render` module) only at the edges (JSON, the table, the
 //! NodeRuntimeReport).
 
 use std::collections::BTreeMap;
