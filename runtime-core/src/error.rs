@@ -41,3 +41,20 @@ impl<T> IoContext<T> for io::Result<T> {
         })
     }
 }
+
+/// An error and its causes on one line (`top: cause: cause`), for notes
+/// and reports that keep a single string; a cause whose text the line
+/// already holds is left out.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
+}

@@ -18,6 +18,7 @@ use runtime_core::diagnose::cause::{
 use runtime_core::diagnose::{CheckPolicy, Finding, RequiredDevice, ScanOptions, Snapshot};
 use runtime_core::discovery::Container;
 use runtime_core::host::HostFacts;
+use runtime_core::ports::SystemdSession;
 use runtime_core::repair::{apply, plan, PlanError, RepairAction};
 use runtime_core::root::HostRoot;
 use runtime_core::systemd::UnitView;
@@ -75,6 +76,7 @@ fn required() -> Vec<RequiredDevice> {
 
 struct Bed {
     _dir: tempfile::TempDir,
+    systemd: SystemdSession,
     fakes: FakePorts,
     snapshot: Snapshot,
     host: HostFacts,
@@ -91,6 +93,7 @@ fn bed() -> Bed {
         ..ScanOptions::for_root(HostRoot::new(dir.path()))
     };
     Bed {
+        systemd: SystemdSession::new(fakes.ports.systemd.clone()),
         _dir: dir,
         fakes,
         snapshot,
@@ -170,13 +173,13 @@ fn v1_device_access_plans_allow_writes_that_never_narrow() {
     let refs: Vec<&dyn Fn(&DeviceAccess) -> bool> = fns.iter().map(|f| f.as_ref()).collect();
     never_narrower(&refs);
 
-    let first = apply(&p, &b.opts).expect("applies");
+    let first = apply(&p, &b.opts, &b.systemd).expect("applies");
     assert!(!first.changed.is_empty());
     let after = b.fakes.cgroups.list(&dir).expect("list");
     assert!(after.allows(DeviceType::Char, 1, 3, Access::ALL));
     assert!(after.allows(DeviceType::Char, 195, 0, Access::READ.union(Access::WRITE)));
     let writes_made = b.fakes.log.calls().len();
-    let second = apply(&p, &b.opts).expect("applies again");
+    let second = apply(&p, &b.opts, &b.systemd).expect("applies again");
     assert!(second.changed.is_empty(), "idempotent: {second:?}");
     assert_eq!(
         b.fakes.log.calls().len(),
@@ -213,7 +216,7 @@ fn v2_device_access_attaches_ours_before_detaching_and_keeps_everything() {
     assert_eq!(detach, &vec![denying]);
     let ours = bpf::program::build_from_rules(attach.as_ref().expect("ours on a unified host"))
         .expect("program");
-    apply(&p, &b.opts).expect("applies");
+    apply(&p, &b.opts, &b.systemd).expect("applies");
     let calls = b.fakes.log.calls();
     let at = calls
         .iter()
@@ -246,7 +249,7 @@ fn v2_device_access_attaches_ours_before_detaching_and_keeps_everything() {
     )));
     // Twice: nothing more attached or detached.
     let n = b.fakes.log.calls().len();
-    apply(&p, &b.opts).expect("applies again");
+    apply(&p, &b.opts, &b.systemd).expect("applies again");
     assert_eq!(b.fakes.log.calls().len(), n, "idempotent");
 }
 
@@ -295,7 +298,7 @@ fn latent_units_are_rewritten_explicitly_frozen_on_v1_and_never_narrower() {
         .expect("losses");
     assert!(runtime_core::systemd::unit_view::lost_required(&left, &required).is_empty());
 
-    apply(&p, &b.opts).expect("applies");
+    apply(&p, &b.opts, &b.systemd).expect("applies");
     let calls = b.fakes.log.calls();
     let kinds: Vec<&str> = calls
         .iter()
@@ -314,7 +317,7 @@ fn latent_units_are_rewritten_explicitly_frozen_on_v1_and_never_narrower() {
         entries
     ));
     let n = b.fakes.log.calls().len();
-    let again = apply(&p, &b.opts).expect("applies again");
+    let again = apply(&p, &b.opts, &b.systemd).expect("applies again");
     assert!(again.changed.is_empty(), "{again:?}");
     assert_eq!(
         b.fakes.log.calls().len(),
@@ -351,7 +354,7 @@ fn a_failed_freeze_changes_nothing() {
         }),
     );
     let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
-    assert!(apply(&p, &b.opts).is_err(), "freeze-or-abort");
+    assert!(apply(&p, &b.opts, &b.systemd).is_err(), "freeze-or-abort");
     assert!(
         !b.fakes
             .log
@@ -422,12 +425,12 @@ fn only_a_runtime_init_is_killed_and_only_when_allowed_and_still_the_same() {
             start_time: 777
         }]
     );
-    apply(&p, &b.opts).expect("applies");
+    apply(&p, &b.opts, &b.systemd).expect("applies");
     assert_eq!(b.fakes.log.calls(), vec![Call::Kill(pid)]);
     // A recycled pid (another start time) is never killed.
     let recycled = finding_for(&c, CheckId::SeccompNotifyStuck, stuck(true, pid, 778));
     let p = plan(&recycled, Some(&c), &b.snapshot, &b.host, &allow).expect("a kill plan");
-    let out = apply(&p, &b.opts).expect("applies");
+    let out = apply(&p, &b.opts, &b.systemd).expect("applies");
     assert!(out.changed.is_empty());
     assert_eq!(b.fakes.log.calls().len(), 1, "no second kill");
 }

@@ -18,6 +18,7 @@ mod state;
 
 pub use container::{Container, ContainerCgroups, ContainerRef, RuntimeSource};
 pub use pod::PodIdentity;
+pub use state::SkipReason;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -113,10 +114,11 @@ pub fn discover(root: &HostRoot, layout: Option<&CgroupLayout>, dirs: &StateDirs
 }
 
 impl Discovery {
-    fn push(&mut self, r: Result<Container, String>, state_dir: &Path) {
+    fn push(&mut self, r: Result<Container, state::SkipReason>, state_dir: &Path) {
         match r {
             Ok(c) => self.containers.push(c),
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.chain();
                 tracing::debug!(state_dir = %state_dir.display(), %reason, "container skipped");
                 self.skipped.push(Skipped {
                     state_dir: state_dir.to_path_buf(),

@@ -12,6 +12,95 @@ use crate::cgroups::CgroupLayout;
 use crate::procfs::Procfs;
 use crate::root::HostRoot;
 
+/// Why a container's runtime state was passed over this scan (it exited,
+/// its state is half-written, its bundle is gone). Reported under
+/// `skipped`, never fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum SkipReason {
+    /// A state or config file could not be read.
+    #[error("read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state or config file does not parse (caught mid-write, or not the
+    /// runtime's format).
+    #[error("parse {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// runc's state names no bundle (no `bundle=` label).
+    #[error("{path}: no bundle label")]
+    NoBundle {
+        /// The state file.
+        path: PathBuf,
+    },
+    /// No config.json could be read from any candidate (the bundle is gone).
+    #[error("no readable config.json (bundle gone?): {tried}")]
+    NoConfig {
+        /// The candidates tried, with their errors.
+        tried: String,
+    },
+    /// The init's cgroups could not be found.
+    #[error("container {id}: cgroups unknown")]
+    NoCgroups {
+        /// The container.
+        id: String,
+    },
+    /// The init exited and was not reaped yet.
+    #[error("exited (pid {pid} is a zombie, not reaped yet)")]
+    Zombie {
+        /// The init pid.
+        pid: i32,
+    },
+    /// The init's pid now belongs to another process.
+    #[error("exited (pid {pid} now belongs to a process started at {now}, not {start})")]
+    Recycled {
+        /// The pid.
+        pid: i32,
+        /// The start time of the process holding it now.
+        now: u64,
+        /// The init's start time.
+        start: u64,
+    },
+    /// The init is gone.
+    #[error("exited (pid {pid} is gone)")]
+    Gone {
+        /// The pid.
+        pid: i32,
+    },
+    /// The init's `/proc` entry could not be read.
+    #[error("cannot read init pid {pid}")]
+    Init {
+        /// The pid.
+        pid: i32,
+        /// The error.
+        #[source]
+        source: crate::procfs::ProcfsError,
+    },
+}
+
+impl SkipReason {
+    /// The reason with its causes, as reports show it.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cur = e.source();
+        }
+        out
+    }
+}
+
 /// What every reader needs.
 pub(super) struct Ctx<'a> {
     pub root: &'a HostRoot,
@@ -63,7 +152,7 @@ pub(super) fn read_runc(
     ctx: &Ctx<'_>,
     dir: &Path,
     src: RuntimeSource,
-) -> Result<Container, String> {
+) -> Result<Container, SkipReason> {
     let path = dir.join("state.json");
     let state: RuncState = read_json(&path)?;
     check_alive(ctx, state.init_process_pid, state.init_process_start)?;
@@ -78,13 +167,15 @@ pub(super) fn read_runc(
             bundle = Some(ctx.containerd_tasks.join(namespace).join(&state.id));
         }
     }
-    let bundle = bundle.ok_or_else(|| format!("{}: no bundle label", path.display()))?;
+    let bundle = bundle.ok_or_else(|| SkipReason::NoBundle { path: path.clone() })?;
     let config = read_config(&[ctx.root.join(bundle.join("config.json"))])?;
     // runc records host paths itself; /proc/<pid>/cgroup is the fallback when
     // an older runc did not.
     let cgroups = cgroups_of(ctx, state.init_process_pid)
         .or_else(|| cgroups_from_runc(&state.cgroup_paths))
-        .ok_or_else(|| format!("container {}: cgroups unknown", state.id))?;
+        .ok_or_else(|| SkipReason::NoCgroups {
+            id: state.id.clone(),
+        })?;
     Ok(build(
         state.id,
         src,
@@ -98,7 +189,7 @@ pub(super) fn read_runc(
 }
 
 /// A crun container from `<dir>/status`.
-pub(super) fn read_crun(ctx: &Ctx<'_>, dir: &Path) -> Result<Container, String> {
+pub(super) fn read_crun(ctx: &Ctx<'_>, dir: &Path) -> Result<Container, SkipReason> {
     let path = dir.join("status");
     let status: CrunStatus = read_json(&path)?;
     check_alive(ctx, status.pid, status.process_start_time)?;
@@ -110,7 +201,7 @@ pub(super) fn read_crun(ctx: &Ctx<'_>, dir: &Path) -> Result<Container, String> 
     }
     let config = read_config(&candidates)?;
     let cgroups =
-        cgroups_of(ctx, status.pid).ok_or_else(|| format!("container {id}: cgroups unknown"))?;
+        cgroups_of(ctx, status.pid).ok_or_else(|| SkipReason::NoCgroups { id: id.clone() })?;
     Ok(build(
         id,
         RuntimeSource::Crun,
@@ -151,42 +242,48 @@ fn build(
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SkipReason> {
+    let text = fs::read(path).map_err(|source| SkipReason::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // A state file caught mid-write does not parse: skip this round.
-    serde_json::from_slice(&text).map_err(|e| format!("parse {}: {e}", path.display()))
+    serde_json::from_slice(&text).map_err(|source| SkipReason::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-fn read_config(candidates: &[PathBuf]) -> Result<Spec, String> {
-    let mut last = String::from("no config.json candidate");
+fn read_config(candidates: &[PathBuf]) -> Result<Spec, SkipReason> {
+    let mut tried = Vec::new();
     for p in candidates {
         match fs::read(p) {
             Ok(bytes) => {
-                return serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("parse {}: {e}", p.display()))
+                return serde_json::from_slice(&bytes).map_err(|source| SkipReason::Parse {
+                    path: p.clone(),
+                    source,
+                })
             }
-            Err(e) => last = format!("read {}: {e} (bundle gone?)", p.display()),
+            Err(e) => tried.push(format!("{}: {e}", p.display())),
         }
     }
-    Err(last)
+    Err(SkipReason::NoConfig {
+        tried: tried.join("; "),
+    })
 }
 
 /// The init must still be the process the runtime started: same pid *and*
 /// same start time, or the pid was recycled after the container exited.
-fn check_alive(ctx: &Ctx<'_>, pid: i32, start: u64) -> Result<(), String> {
+fn check_alive(ctx: &Ctx<'_>, pid: i32, start: u64) -> Result<(), SkipReason> {
     match ctx.procfs.stat(pid).map(|s| (s.start_time, s.state)) {
         // An init that exited but was not reaped yet (its parent is slow,
         // or a pid 1 that never reaps) keeps its pid and start time: its
         // state letter says it is dead.
-        Ok((t, state)) if t == start && state.is_dead() => {
-            Err(format!("exited (pid {pid} is a zombie, not reaped yet)"))
-        }
+        Ok((t, state)) if t == start && state.is_dead() => Err(SkipReason::Zombie { pid }),
         Ok((t, _)) if t == start => Ok(()),
-        Ok((t, _)) => Err(format!(
-            "exited (pid {pid} now belongs to a process started at {t}, not {start})"
-        )),
-        Err(e) if e.is_gone() => Err(format!("exited (pid {pid} is gone)")),
-        Err(e) => Err(format!("cannot read init pid {pid}: {e}")),
+        Ok((now, _)) => Err(SkipReason::Recycled { pid, now, start }),
+        Err(e) if e.is_gone() => Err(SkipReason::Gone { pid }),
+        Err(source) => Err(SkipReason::Init { pid, source }),
     }
 }
 
@@ -265,11 +362,22 @@ mod tests {
         process(t.path(), 10, 'Z', 500);
         process(t.path(), 11, 'S', 600);
         let err = check_alive(&ctx, 10, 500).expect_err("zombie");
-        assert!(err.contains("zombie"), "{err}");
+        assert!(matches!(err, SkipReason::Zombie { pid: 10 }), "{err}");
         assert!(check_alive(&ctx, 11, 600).is_ok());
         let err = check_alive(&ctx, 11, 601).expect_err("recycled");
-        assert!(err.contains("exited"), "{err}");
+        assert!(
+            matches!(
+                err,
+                SkipReason::Recycled {
+                    pid: 11,
+                    now: 600,
+                    start: 601
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.chain().starts_with("exited"), "{}", err.chain());
         let err = check_alive(&ctx, 12, 600).expect_err("gone");
-        assert!(err.contains("gone"), "{err}");
+        assert!(matches!(err, SkipReason::Gone { pid: 12 }), "{err}");
     }
 }

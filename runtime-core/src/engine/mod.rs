@@ -34,6 +34,7 @@ pub use workers::run_groups;
 
 use crate::checks::CheckId;
 use crate::diagnose::{self, CheckPolicy, Finding, FindingId, ScanOptions, ScanReport};
+use crate::ports::SystemdSession;
 use crate::repair::{self, RepairPlan};
 
 /// What a cycle does about findings.
@@ -280,11 +281,13 @@ impl Engine {
             }
         }
         let opts = &self.opts;
+        // One systemd connection for the round, shared by its workers.
+        let systemd = SystemdSession::new(opts.ports.systemd.clone());
         let results = run_groups(
             groups.into_iter().map(|(_, g)| g).collect(),
             limits.max_concurrent,
             stop,
-            |j| apply_one(&plans[j], opts),
+            |j| apply_one(&plans[j], opts, &systemd),
         );
         let mut ran = Vec::new();
         let mut abandoned = 0;
@@ -355,7 +358,7 @@ fn plan_one(report: &ScanReport, i: usize, f: &Finding, policy: &CheckPolicy) ->
     let (plan, not_planned) =
         match repair::plan(f, container, &report.snapshot, &report.host, policy) {
             Ok(p) => (Some(p), None),
-            Err(e) => (None, Some(e.to_string())),
+            Err(e) => (None, Some(crate::error::chain(&e))),
         };
     PlannedRepair {
         finding: i,
@@ -367,7 +370,7 @@ fn plan_one(report: &ScanReport, i: usize, f: &Finding, policy: &CheckPolicy) ->
 }
 
 /// Apply one plan, or note why there is none.
-fn apply_one(p: &PlannedRepair, opts: &ScanOptions) -> RepairNote {
+fn apply_one(p: &PlannedRepair, opts: &ScanOptions, systemd: &SystemdSession) -> RepairNote {
     let Some(plan) = &p.plan else {
         return RepairNote {
             applied: false,
@@ -375,7 +378,7 @@ fn apply_one(p: &PlannedRepair, opts: &ScanOptions) -> RepairNote {
         };
     };
     let _span = tracing::info_span!("repair", finding = %p.id).entered();
-    match repair::apply(plan, opts) {
+    match repair::apply(plan, opts, systemd) {
         Ok(o) => {
             tracing::info!(changed = ?o.changed, unchanged = ?o.unchanged, "repair applied");
             let mut text = o.changed;
@@ -389,7 +392,7 @@ fn apply_one(p: &PlannedRepair, opts: &ScanOptions) -> RepairNote {
             tracing::warn!(error = %e, "repair failed");
             RepairNote {
                 applied: false,
-                text: format!("repair failed: {e}"),
+                text: format!("repair failed: {}", crate::error::chain(&e)),
             }
         }
     }

@@ -9,6 +9,7 @@ use super::plan::widen;
 use super::{RepairAction, RepairPlan};
 use crate::devices::bpf;
 use crate::diagnose::ScanOptions;
+use crate::ports::SystemdSession;
 
 /// Why applying a plan failed. Nothing was left narrower than before.
 #[derive(Debug, thiserror::Error)]
@@ -26,20 +27,22 @@ pub enum RepairError {
     #[error("v1 devices repair of {0}: the transition would narrow access now; refused")]
     V1Narrowing(PathBuf),
     /// A bpf step failed.
-    #[error("v2 device program repair of {cgroup}: {message}")]
+    #[error("v2 device program repair of {cgroup}")]
     V2 {
         /// The cgroup.
         cgroup: PathBuf,
         /// What failed.
-        message: String,
+        #[source]
+        source: V2Error,
     },
     /// The kill failed.
-    #[error("kill {pid}: {message}")]
+    #[error("kill {pid}")]
     Kill {
         /// The pid.
         pid: i32,
         /// What failed.
-        message: String,
+        #[source]
+        source: nix::Error,
     },
     /// Talking to systemd failed, or it did not keep what was set.
     #[error("systemd unit {unit}: {message}")]
@@ -64,6 +67,17 @@ pub enum RepairError {
     Plan(#[from] super::PlanError),
 }
 
+/// What failed in a v2 device-program step.
+#[derive(Debug, thiserror::Error)]
+pub enum V2Error {
+    /// A bpf(2) step (query, load, attach, detach).
+    #[error(transparent)]
+    Bpf(#[from] crate::devices::bpf::kernel::BpfError),
+    /// The program could not be built from the rules.
+    #[error("build the device program")]
+    Build(#[source] crate::devices::v1::EmulatorError),
+}
+
 /// What applying did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ApplyOutcome {
@@ -73,8 +87,13 @@ pub struct ApplyOutcome {
     pub unchanged: Vec<String>,
 }
 
-/// Apply `plan`.
-pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, RepairError> {
+/// Apply `plan` through `opts`' ports, talking to systemd through the
+/// repair round's one session.
+pub fn apply(
+    plan: &RepairPlan,
+    opts: &ScanOptions,
+    systemd: &SystemdSession,
+) -> Result<ApplyOutcome, RepairError> {
     let ports = &opts.ports;
     let mut out = ApplyOutcome::default();
     for action in &plan.actions {
@@ -108,17 +127,17 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                 detach,
                 ..
             } => {
-                let err = |message: String| RepairError::V2 {
+                let err = |source: V2Error| RepairError::V2 {
                     cgroup: cgroup.clone(),
-                    message,
+                    source,
                 };
                 let programs = &ports.programs;
-                let own = programs.attached(cgroup).map_err(|e| err(e.to_string()))?;
+                let own = programs.attached(cgroup).map_err(|e| err(e.into()))?;
                 // Hybrid (`attach` is None): the v1 list governs, so only
                 // the denying programs go and nothing of ours is attached.
                 if let Some(rules) = attach {
-                    let ours =
-                        bpf::program::build_from_rules(rules).map_err(|e| err(e.to_string()))?;
+                    let ours = bpf::program::build_from_rules(rules)
+                        .map_err(|e| err(V2Error::Build(e)))?;
                     let mut have_ours = false;
                     for id in &own {
                         if programs
@@ -133,9 +152,7 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                     // after; ours allows all the container had, so after the
                     // detach it has no less than before.
                     if !have_ours {
-                        programs
-                            .attach(cgroup, &ours)
-                            .map_err(|e| err(e.to_string()))?;
+                        programs.attach(cgroup, &ours).map_err(|e| err(e.into()))?;
                         out.changed.push(format!(
                             "{}: attached the container's device program",
                             cgroup.display()
@@ -143,10 +160,7 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                     }
                 }
                 for id in detach {
-                    if programs
-                        .detach(cgroup, *id)
-                        .map_err(|e| err(e.to_string()))?
-                    {
+                    if programs.detach(cgroup, *id).map_err(|e| err(e.into()))? {
                         out.changed.push(format!(
                             "{}: detached denying program {id}",
                             cgroup.display()
@@ -163,14 +177,15 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
                 freeze,
                 ..
             } => {
-                let client = ports.systemd.connect().map_err(|e| RepairError::Systemd {
+                // The round's one connection (made on first use).
+                let client = systemd.client().map_err(|e| RepairError::Systemd {
                     unit: unit.clone(),
                     message: e.to_string(),
                 })?;
                 // Freezes leave markers where the agent looks at start.
                 let markers = opts.state_dir.as_ref().map(|d| d.join("frozen"));
                 match super::systemd_unit::apply_with(
-                    client.as_ref(),
+                    client,
                     ports.cgroups.as_ref(),
                     unit,
                     entries,
@@ -183,10 +198,10 @@ pub fn apply(plan: &RepairPlan, opts: &ScanOptions) -> Result<ApplyOutcome, Repa
             }
             RepairAction::Kill { pid, start_time } => match ports.procfs.start_time(*pid) {
                 Ok(t) if t == *start_time => {
-                    ports.signals.kill(*pid).map_err(|e| RepairError::Kill {
-                        pid: *pid,
-                        message: e.to_string(),
-                    })?;
+                    ports
+                        .signals
+                        .kill(*pid)
+                        .map_err(|source| RepairError::Kill { pid: *pid, source })?;
                     out.changed.push(format!("killed pid {pid}"));
                 }
                 _ => out.unchanged.push(format!("pid {pid} already exited")),

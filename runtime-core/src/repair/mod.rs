@@ -21,5 +21,5 @@ mod apply;
 mod plan;
 pub(crate) mod systemd_unit;
 
-pub use apply::{apply, ApplyOutcome, RepairError};
+pub use apply::{apply, ApplyOutcome, RepairError, V2Error};
 pub use plan::{plan, PlanError, RepairAction, RepairPlan};

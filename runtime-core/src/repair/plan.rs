@@ -1,6 +1,7 @@
 //! From a finding to a plan. Reads state, changes nothing.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -100,7 +101,7 @@ pub struct RepairPlan {
 }
 
 /// Why a finding has no plan.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PlanError {
     /// This kind of finding is not repaired automatically; the text says what
     /// an operator can do.
@@ -109,9 +110,39 @@ pub enum PlanError {
     /// The repair is forbidden by the policy.
     #[error("not allowed by policy: {0}")]
     NotAllowed(String),
-    /// The state needed to plan could not be read.
-    #[error("cannot plan: {0}")]
-    Unreadable(String),
+    /// The container is no longer in its runtime's state.
+    #[error("cannot plan: the container is not in runtime state any more")]
+    ContainerGone,
+    /// The container's OCI config could not be read at discovery.
+    #[error("cannot plan: the OCI config of {0} is unreadable")]
+    NoConfig(String),
+    /// The systemd unit of a `device-rules-latent` container cannot be read
+    /// now (it exited, or systemd did not answer).
+    #[error("cannot plan: the systemd unit of {0} cannot be read now")]
+    UnitUnreadable(String),
+    /// The container's OCI device rules are not valid rules.
+    #[error("cannot plan: the container's OCI device rules")]
+    Rules(#[source] crate::devices::oci::OciRuleError),
+    /// The rules could not be evaluated or combined.
+    #[error("cannot plan: the device rules")]
+    Emulator(#[source] crate::devices::v1::EmulatorError),
+    /// The scan could not read what the plan needs.
+    #[error("cannot plan")]
+    Snapshot(#[source] SnapshotError),
+    /// A device program could not be evaluated.
+    #[error("cannot plan: evaluating the device programs")]
+    Program(#[source] Arc<crate::devices::bpf::EffectiveError>),
+    /// The unit could not be compared with the rules.
+    #[error("cannot plan")]
+    UnitView(#[source] crate::systemd::UnitViewError),
+}
+
+impl PartialEq for PlanError {
+    /// Errors compare by kind and text (the sources are not comparable).
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && crate::error::chain(self) == crate::error::chain(other)
+    }
 }
 
 /// Plan the repair of `finding` (about `container`, when it has one) from
@@ -124,7 +155,7 @@ pub fn plan(
     host: &HostFacts,
     policy: &CheckPolicy,
 ) -> Result<RepairPlan, PlanError> {
-    let gone = || PlanError::Unreadable("container not found in runtime state".into());
+    let gone = || PlanError::ContainerGone;
     match finding.check {
         CheckId::DeviceAccessBroken => {
             let c = container.ok_or_else(gone)?;
@@ -140,9 +171,7 @@ pub fn plan(
         CheckId::DeviceRulesLatent => {
             let c = container.ok_or_else(gone)?;
             super::systemd_unit::plan(finding, c, snapshot, host.systemd.version, policy)?
-                .ok_or_else(|| {
-                    PlanError::Unreadable(format!("{}: its systemd unit cannot be read now", c.id))
-                })
+                .ok_or_else(|| PlanError::UnitUnreadable(c.id.clone()))
         }
         CheckId::SeccompNotifyStuck => plan_kill(finding, policy),
         CheckId::DeviceUpdateJitter => Err(PlanError::NotRepairable(
@@ -172,15 +201,13 @@ fn plan_devices(
     c: &Container,
     snapshot: &Snapshot,
 ) -> Result<RepairPlan, PlanError> {
-    let unreadable = |e: SnapshotError| PlanError::Unreadable(e.to_string());
+    let unreadable = PlanError::Snapshot;
     let spec = c
         .config
         .as_deref()
-        .ok_or_else(|| PlanError::Unreadable(format!("OCI config of {} unreadable", c.id)))?;
-    let rules = expected_rules(spec)
-        .map_err(|e| PlanError::Unreadable(format!("OCI device rules: {e}")))?;
-    let entitled =
-        Emulator::from_rules(&rules).map_err(|e| PlanError::Unreadable(e.to_string()))?;
+        .ok_or_else(|| PlanError::NoConfig(c.id.clone()))?;
+    let rules = expected_rules(spec).map_err(PlanError::Rules)?;
+    let entitled = Emulator::from_rules(&rules).map_err(PlanError::Emulator)?;
     let mut actions = Vec::new();
 
     if let Some(dir) = c.cgroups.v1("devices") {
@@ -251,14 +278,14 @@ fn plan_devices(
                     Some(keep_current_access(&rules, host.devices(), |req| {
                         progs
                             .allows(req)
-                            .map_err(|e| PlanError::Unreadable(e.to_string()))
+                            .map_err(|e| PlanError::Program(Arc::new(e)))
                     })?)
                 };
                 let already_attached = match &attach {
                     None => false,
                     Some(r) => {
-                        let ours = bpf::program::build_from_rules(r)
-                            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+                        let ours =
+                            bpf::program::build_from_rules(r).map_err(PlanError::Emulator)?;
                         progs.programs.iter().any(|p| p.insns == ours)
                     }
                 };
@@ -357,9 +384,7 @@ pub(super) fn keep_current_access(
 pub(super) fn widen(current: &Emulator, add: &[DeviceRule]) -> Result<Emulator, PlanError> {
     let mut target = current.clone();
     for r in add {
-        target
-            .apply(r)
-            .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+        target.apply(r).map_err(PlanError::Emulator)?;
     }
     Ok(target)
 }

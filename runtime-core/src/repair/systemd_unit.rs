@@ -117,7 +117,7 @@ pub(crate) fn rewrite(
             systemd_version: view.version,
         },
     )
-    .map_err(|e| PlanError::Unreadable(format!("device rules: {e}")))?;
+    .map_err(PlanError::Emulator)?;
     let unexpressed: Vec<String> = x
         .unexpressed
         .iter()
@@ -126,7 +126,7 @@ pub(crate) fn rewrite(
     let entries = merge(&x.entries, &view.current.allow);
     let after = view
         .losses_with(&entries, host)
-        .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+        .map_err(PlanError::UnitView)?;
     let still = lost_required(&after, required);
     if !still.is_empty() {
         let names: Vec<String> = still.iter().map(ToString::to_string).collect();
@@ -191,7 +191,7 @@ pub(crate) fn plan_with(
     host: &HostDevices,
     version: Option<u32>,
 ) -> Result<Option<RepairPlan>, PlanError> {
-    let Some(view) = read_unit(c, client, host, version).map_err(PlanError::Unreadable)? else {
+    let Some(view) = read_unit(c, client, host, version).map_err(PlanError::NoConfig)? else {
         return Ok(None);
     };
     plan_unit(finding, view, c, policy, host)
@@ -301,9 +301,7 @@ pub(crate) fn plan(
     if !c.systemd_cgroup || c.systemd_unit().is_none() {
         return Ok(None);
     }
-    let host = snapshot
-        .host_devices()
-        .map_err(|e| PlanError::Unreadable(e.to_string()))?;
+    let host = snapshot.host_devices().map_err(PlanError::Snapshot)?;
     let view = match &finding.cause {
         Cause::UnitDevices(u) => Some(u.view.clone()),
         _ => crate::diagnose::unit_view(c, snapshot.systemd(), &host, systemd_version),
