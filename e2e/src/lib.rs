@@ -14,4 +14,3 @@ pub mod warden;
 
 pub use bundle::Bundle;
 pub use container::{Container, Runtime};
-pub use runtime_core::testing;

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use fleet::{findings_for, policy_file, Agent, Ctr};
 use runtime_core::cgroups::freezer::FreezeMarker;
 use runtime_core::cgroups::FreezeTarget;
+use runtime_core::testing;
 use serde_json::Value;
-use warden_e2e::testing;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

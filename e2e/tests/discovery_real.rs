@@ -10,10 +10,11 @@ use std::path::Path;
 use runtime_core::cgroups::CgroupLayout;
 use runtime_core::discovery::{self, RuntimeSource, StateDirs};
 use runtime_core::root::HostRoot;
+use runtime_core::testing;
 use serde_json::Value;
 use warden_e2e::container::unique_id;
 use warden_e2e::containerd::Containerd;
-use warden_e2e::{testing, warden, Bundle, Container, Runtime};
+use warden_e2e::{warden, Bundle, Container, Runtime};
 
 fn prerequisites(name: &str) -> bool {
     testing::require_root(name)

@@ -4,7 +4,8 @@
 
 use std::process::Command;
 
-use warden_e2e::{testing, warden};
+use runtime_core::testing;
+use warden_e2e::warden;
 
 #[test]
 fn runtimes_hidden_in_our_mount_namespace_are_found_in_the_hosts() {

@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use warden_e2e::{testing, warden, Bundle, Container, Runtime};
+use runtime_core::testing;
+use warden_e2e::{warden, Bundle, Container, Runtime};
 
 #[test]
 fn check_as_nobody_lists_what_it_could_not_read() {

@@ -11,9 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use runtime_core::testing;
 use serde_json::Value;
 use warden_e2e::container::unique_id;
-use warden_e2e::{testing, warden, Bundle, Container, Runtime};
+use warden_e2e::{warden, Bundle, Container, Runtime};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

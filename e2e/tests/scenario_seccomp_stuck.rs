@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use runtime_core::testing;
 use serde_json::{json, Value};
 use warden_e2e::container::unique_id;
 use warden_e2e::listener::{Answer, SeccompListener};
 use warden_e2e::start_probe::{cgroup_dirs, descendants, is_gone, wchan};
-use warden_e2e::{testing, warden, Bundle, Container, Runtime};
+use warden_e2e::{warden, Bundle, Container, Runtime};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

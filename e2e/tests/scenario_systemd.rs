@@ -30,9 +30,10 @@ use std::time::{Duration, Instant};
 use runtime_core::devices::bpf;
 use runtime_core::devices::systemd::DeviceAllowEntry;
 use runtime_core::systemd::{BusPaths, DbusSystemd, SystemdClient};
+use runtime_core::testing;
 use serde_json::Value;
 use warden_e2e::nspawn::{GuestContainer, Installed, Nspawn};
-use warden_e2e::{testing, warden};
+use warden_e2e::warden;
 
 /// What runc 1.1.3-1.1.4 (and 1.1.5 without `/sys/dev/char`) sets.
 const OLD_SET: &[&str] = &["char-pts rwm", "char-* m", "block-* m"];

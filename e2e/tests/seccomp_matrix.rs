@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 use runtime_core::host::{runtimes, RuntimeKind};
 use runtime_core::root::HostRoot;
 use runtime_core::seccomp::runtimes::{expected_effect, table_syscalls, NotifyEffect, Version};
+use runtime_core::testing;
 use serde_json::json;
 use warden_e2e::listener::{Answer, SeccompListener};
 use warden_e2e::start_probe::{cgroup_dirs, probe_start, StartOutcome};
-use warden_e2e::{testing, warden, Bundle, Runtime};
+use warden_e2e::{warden, Bundle, Runtime};
 
 /// Measured independently of the table (so that a row dropped from the
 /// table shows up as a disagreement): every syscall that stopped a start in

@@ -2,8 +2,9 @@
 //! crun, then `warden check --output json` must list both runtimes with the
 //! host facts.
 
+use runtime_core::testing;
 use warden_e2e::container::unique_id;
-use warden_e2e::{testing, warden, Bundle, Container, Runtime};
+use warden_e2e::{warden, Bundle, Container, Runtime};
 
 #[test]
 fn check_lists_runc_and_crun_with_containers_running() {

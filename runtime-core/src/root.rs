@@ -35,8 +35,10 @@ impl HostRoot {
 
     /// Re-root an absolute host path (`/proc/self/mountinfo`) under this root.
     ///
-    /// `..` components are resolved lexically and never climb above the
-    /// root: a cgroup path a tenant shaped as `/../../etc` stays inside it.
+    /// `..` components are resolved lexically and never climb above this
+    /// root, so a fixture or mounted root is never escaped. On the real `/`
+    /// that confines nothing: cgroup paths read from `/proc` are checked
+    /// for `..` where they are parsed (`cgroups::paths`).
     pub fn join(&self, host_path: impl AsRef<Path>) -> PathBuf {
         use std::path::Component;
         let mut rel = PathBuf::new();
@@ -51,6 +53,12 @@ impl HostRoot {
         }
         self.0.join(rel)
     }
+}
+
+/// Whether this process runs with effective uid 0 (needed to read other
+/// processes' fd tables, container state and to write cgroups).
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 impl Default for HostRoot {

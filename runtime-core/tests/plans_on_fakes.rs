@@ -9,7 +9,6 @@ use runtime_core::checks::{CheckId, Severity};
 use runtime_core::devices::bpf::{self, DeviceAccess};
 use runtime_core::devices::systemd::UnitDevices;
 use runtime_core::devices::v1::lines::parse_write;
-use runtime_core::devices::v1::Emulator;
 use runtime_core::devices::{Access, DeviceRule, DeviceType};
 use runtime_core::diagnose::cause::{
     BlockedCause, Cause, DeviceAccessCause, JitterCause, JitterRuntime, Layer, ProfileCause,
@@ -21,6 +20,7 @@ use runtime_core::host::HostFacts;
 use runtime_core::ports::SystemdSession;
 use runtime_core::repair::{apply, plan, PlanError, RepairAction};
 use runtime_core::root::HostRoot;
+use runtime_core::systemd::history::VersionHazard;
 use runtime_core::systemd::UnitView;
 use runtime_core::testing::fakes::{Call, FakePorts};
 use runtime_core::testing::fixtures::{nspawn_host_devices, runc_container, strict_unit, OLD_SET};
@@ -90,6 +90,7 @@ fn bed() -> Bed {
     let host = HostFacts::of_root(&HostRoot::new(dir.path()));
     let opts = ScanOptions {
         ports: fakes.ports.clone(),
+        state_dir: Some("/run/warden".into()),
         ..ScanOptions::for_root(HostRoot::new(dir.path()))
     };
     Bed {
@@ -303,13 +304,18 @@ fn latent_units_are_rewritten_explicitly_frozen_on_v1_and_never_narrower() {
     let kinds: Vec<&str> = calls
         .iter()
         .map(|c| match c {
-            Call::Freeze(_) => "freeze",
+            Call::Freeze(..) => "freeze",
             Call::SetUnit(..) => "set",
             Call::Thaw(_) => "thaw",
             _ => "other",
         })
         .collect();
     assert_eq!(kinds, ["freeze", "set", "thaw"], "{calls:?}");
+    assert_eq!(
+        calls[0],
+        Call::Freeze(freezer.clone(), Some("/run/warden/frozen".into())),
+        "the freeze leaves its marker where the agent's sweep looks"
+    );
     assert!(b.fakes.cgroups.frozen_now().is_empty(), "never left frozen");
     let after: UnitDevices = b.fakes.systemd.unit(unit).expect("unit");
     assert!(runtime_core::systemd::unit_view::covers(
@@ -487,6 +493,37 @@ fn hazards_and_reports_have_no_plan_and_say_what_to_do() {
             other => panic!("{check}: {other:?}"),
         }
     }
+    // Host hazards have no container.
+    for (check, hazard) in [
+        (
+            CheckId::DeviceRulesLatent,
+            VersionHazard::RuncSkipsDeviceEntries,
+        ),
+        (
+            CheckId::DeviceRulesLatent,
+            VersionHazard::SystemdStatsDeviceNumbers,
+        ),
+        (
+            CheckId::DeviceUpdateJitter,
+            VersionHazard::RuncUpdatesAfterFailedFreeze,
+        ),
+    ] {
+        let f = Finding::new(
+            check,
+            Severity::Warning,
+            None,
+            Cause::VersionHazard {
+                hazard,
+                dev_char: false,
+            },
+        );
+        match plan(&f, None, &b.snapshot, &b.host, &CheckPolicy::default()) {
+            Err(PlanError::NotRepairable(why)) => {
+                assert!(why.contains("upgrade") || why.contains("runtime"), "{why}")
+            }
+            other => panic!("{hazard:?}: {other:?}"),
+        }
+    }
     assert!(b.fakes.log.calls().is_empty(), "planning changes nothing");
     // An entitlement already met: no plan rather than an empty one.
     let dir = PathBuf::from("/sys/fs/cgroup/devices/system.slice/runc-h.scope");
@@ -501,5 +538,4 @@ fn hazards_and_reports_have_no_plan_and_say_what_to_do() {
     let f = finding_for(&v1, CheckId::DeviceAccessBroken, refused_null());
     let r = plan(&f, Some(&v1), &b.snapshot, &b.host, &CheckPolicy::default());
     assert!(matches!(r, Err(PlanError::NotRepairable(_))), "{r:?}");
-    let _ = Emulator::allow_all();
 }

@@ -275,22 +275,18 @@ pub fn log(events: &[NodeEvent]) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use runtime_core::devices::DeviceType;
-    use runtime_core::diagnose::cause::{Cause, DeviceAccessCause, Layer, RefusedDevice};
     use runtime_core::diagnose::ContainerRef;
-    use runtime_core::diagnose::Snapshot;
-    use runtime_core::host::HostFacts;
-    use runtime_core::ports::Ports;
-    use runtime_core::root::HostRoot;
+    use runtime_core::testing::fixtures;
 
-    pub(crate) fn finding(
+    /// A finding of `check` on `container` (id, and pod namespace/name).
+    fn finding(
         container: Option<(&str, Option<(&str, &str)>)>,
         check: &str,
         sev: Severity,
     ) -> Finding {
-        Finding::new(
+        fixtures::finding(
             check.parse().expect("a check id"),
             sev,
             container.map(|(id, pod)| ContainerRef {
@@ -300,35 +296,10 @@ pub(crate) mod tests {
                 pod_name: pod.map(|p| p.1.into()),
                 container_name: Some("app".into()),
             }),
-            // Renders as "container cannot open /dev/null".
-            Cause::DeviceAccess(DeviceAccessCause {
-                refused: vec![RefusedDevice {
-                    path: "/dev/null".into(),
-                    device: (DeviceType::Char, 1, 3),
-                    by: vec![Layer::V1],
-                    canary: false,
-                }],
-                canary_error: None,
-                v1_cgroup: None,
-                v2_cgroup: None,
-            }),
         )
     }
 
-    pub(crate) fn scan(findings: Vec<Finding>) -> ScanReport {
-        ScanReport {
-            // A root with nothing in it: no facts, quickly.
-            host: HostFacts::of_root(&HostRoot::new("/nonexistent/warden-test-root")),
-            findings,
-            containers: vec![],
-            skipped: vec![],
-            discovered: vec![],
-            snapshot: Snapshot::new(
-                Ports::for_root(HostRoot::new("/nonexistent/warden-test-root"), None),
-                Vec::new(),
-            ),
-        }
-    }
+    use fixtures::scan_with as scan;
 
     #[test]
     fn only_new_findings_make_events() {

@@ -172,15 +172,22 @@ pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::events::tests::{finding, scan};
-    use runtime_core::diagnose::Severity;
+    use runtime_core::diagnose::{CheckId, ContainerRef, Severity};
     use runtime_core::engine::AttemptResult;
+    use runtime_core::testing::fixtures::{finding, scan_with as scan};
 
     #[test]
     fn metrics_have_the_documented_names_and_labels() {
         let mut registry = Registry::default();
         let m = Metrics::register(&mut registry);
-        let broken = finding(Some(("c1", None)), "device-access-broken", Severity::Error);
+        let c1 = ContainerRef {
+            id: "c1".into(),
+            runtime: "runc".into(),
+            pod_namespace: None,
+            pod_name: None,
+            container_name: None,
+        };
+        let broken = finding(CheckId::DeviceAccessBroken, Severity::Error, Some(c1));
         let mut fixed = broken.clone();
         fixed.repaired = true;
         m.scanned(
@@ -188,7 +195,7 @@ mod tests {
             Duration::from_millis(40),
             &scan(vec![
                 broken.clone(),
-                finding(None, "device-update-jitter", Severity::Warning),
+                finding(CheckId::DeviceUpdateJitter, Severity::Warning, None),
             ]),
         );
         m.repaired(&[Attempt {

@@ -11,8 +11,8 @@
 //! Node. `/metrics`, `/healthz` and `/readyz` are served on
 //! `--metrics-addr`.
 //!
-//! Freezes: the repairs that freeze (a systemd `DeviceAllow=` rewrite on
-//! cgroup v1, a narrowing v1 update) leave a marker under
+//! Freezes: the one repair that freezes (a systemd `DeviceAllow=` rewrite
+//! on cgroup v1, where systemd writes deny-all first) leaves a marker under
 //! `<state-dir>/frozen/` before freezing, as anything built on runtime-core's
 //! freezer does. At start the agent thaws every
 //! cgroup whose marker's owner is dead, and on the way out every cgroup whose
@@ -20,8 +20,8 @@
 //!
 //! SIGTERM/SIGINT: repairs not yet started are abandoned, the running one
 //! finishes (a few writes or bpf calls; a systemd `DeviceAllow=` rewrite is
-//! one D-Bus call of at most 5 s, inside a freeze of the container on cgroup
-//! v1), and the agent exits.
+//! a read, the set and a read back over D-Bus, each with a 5 s deadline,
+//! inside a freeze of the container on cgroup v1), and the agent exits.
 //!
 //! The scan, plans, repairs and their verification are
 //! [`runtime_core::engine`]'s, the same two steps `warden check --fix` runs;

@@ -101,6 +101,11 @@ pub struct ScanReport {
     /// The discovered containers themselves, for repairs.
     #[serde(skip)]
     pub discovered: Vec<Container>,
+    /// Checks this scan could not make, per container or (`None`) for
+    /// all: a finding missing from `findings` for these is unknown, not
+    /// gone (a repair is not "verified" by it).
+    #[serde(skip)]
+    pub not_evaluated: std::collections::BTreeSet<(crate::checks::CheckId, Option<String>)>,
     /// What the scan read, for planning repairs without reading again.
     #[serde(skip)]
     pub snapshot: Snapshot,
@@ -121,6 +126,8 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         containers: &found.containers,
         now: SystemTime::now(),
         processes: Default::default(),
+        not_evaluated: Default::default(),
+        unreadable: Default::default(),
     };
     let mut findings = Vec::new();
     findings.extend(checks::host_hazards::check(&ctx));
@@ -137,14 +144,17 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         let id = f.id();
         (id.container, id.check.as_str(), id.subject)
     });
-    let systemd_skipped = snapshot.systemd().tripped();
-    if let Some(why) = systemd_skipped {
-        host.unreadable.push(crate::host::Unreadable {
-            what: "systemd units".into(),
+    let mut unreadable = ctx.unreadable.take();
+    let not_evaluated = ctx.not_evaluated.take();
+    drop(ctx);
+    if let Some(why) = snapshot.systemd().tripped() {
+        unreadable.push(crate::host::Unreadable {
+            what: "systemd units (skipped for the rest of the scan after a timeout)".into(),
             path: None,
-            error: why,
+            error: crate::error::chain(why.as_ref()),
         });
     }
+    host.unreadable.append(&mut unreadable);
     ScanReport {
         containers: found
             .containers
@@ -155,6 +165,7 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         discovered: found.containers,
         host,
         findings,
+        not_evaluated,
         snapshot,
     }
 }

@@ -14,25 +14,28 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::devices::bpf::EffectivePrograms;
 use crate::devices::host_devices::{DeviceId, HostDevices};
+use crate::devices::systemd::UnitDevices;
 use crate::devices::v1::Emulator;
 use crate::devices::DeviceType;
 use crate::ports::{Ports, SystemdSession};
 
 /// Something the snapshot could not read (kept, so it is not read again).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} unreadable: {message}")]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} unreadable")]
 pub struct SnapshotError {
     /// What was being read (`devices.list of /sys/fs/cgroup/devices/c1`).
     pub what: String,
-    /// The error, with its own context (paths, errno).
-    pub message: String,
+    /// The error, with its own context (paths, errno); shared, as the
+    /// snapshot hands the same error to every reader.
+    #[source]
+    pub source: Arc<dyn std::error::Error + Send + Sync>,
 }
 
 impl SnapshotError {
-    fn new(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+    fn new(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self {
             what: what.into(),
-            message: e.to_string(),
+            source: Arc::new(e),
         }
     }
 }
@@ -81,6 +84,7 @@ pub struct Snapshot {
     v1: Cache<Emulator>,
     programs: Cache<Arc<EffectivePrograms>>,
     own_programs: Cache<Vec<u32>>,
+    units: Mutex<BTreeMap<String, Result<UnitDevices, SnapshotError>>>,
 }
 
 impl Snapshot {
@@ -96,6 +100,7 @@ impl Snapshot {
             v1: Mutex::default(),
             programs: Mutex::default(),
             own_programs: Mutex::default(),
+            units: Mutex::default(),
         }
     }
 
@@ -185,6 +190,25 @@ impl Snapshot {
                     SnapshotError::new(format!("device programs of {}", cgroup.display()), e)
                 })
         })
+    }
+
+    /// A unit's device settings, asked of systemd through the scan's
+    /// session once per scan (the latent check and the plans share it).
+    pub fn unit_devices(&self, unit: &str) -> Result<UnitDevices, SnapshotError> {
+        let lock = || {
+            self.units
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(v) = lock().get(unit) {
+            return v.clone();
+        }
+        let v = self
+            .systemd
+            .call(|c| c.unit_devices(unit))
+            .map_err(|e| SnapshotError::new(format!("systemd unit {unit}"), e));
+        lock().insert(unit.to_string(), v.clone());
+        v
     }
 
     /// Ids of the programs attached at `cgroup` itself.

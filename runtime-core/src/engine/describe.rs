@@ -20,6 +20,7 @@ pub fn describe(action: &RepairAction) -> Vec<String> {
             attach,
             detach,
             already_attached,
+            ..
         } => {
             let mut out = Vec::new();
             match attach {
@@ -78,6 +79,7 @@ mod tests {
             attach: None,
             detach: vec![41],
             already_attached: false,
+            based_on: vec![41],
         };
         assert_eq!(
             describe(&v2),

@@ -216,8 +216,10 @@ impl Engine {
     /// Step 1: scan, and plan per `mode` (see the module docs).
     pub fn scan(&mut self, policy: &CheckPolicy, mode: Mode) -> Planned {
         let report = self.scan_only(policy);
+        // Forget backoff of findings that are gone; one whose check could
+        // not be made this time is not gone.
         self.backoff
-            .retain(|k| report.findings.iter().any(|f| &f.id() == k));
+            .retain(|k| report.findings.iter().any(|f| &f.id() == k) || not_evaluated(&report, k));
         let mut notes = vec![None; report.findings.len()];
         let mut plans = Vec::new();
         let mut runnable = Vec::new();
@@ -398,21 +400,40 @@ fn apply_one(p: &PlannedRepair, opts: &ScanOptions, systemd: &SystemdSession) ->
     }
 }
 
+/// Whether `scan` could not make the check of `id` (for its container, or
+/// for every container).
+fn not_evaluated(scan: &ScanReport, id: &FindingId) -> bool {
+    scan.not_evaluated.contains(&(id.check, None))
+        || id
+            .container
+            .as_ref()
+            .is_some_and(|c| scan.not_evaluated.contains(&(id.check, Some(c.clone()))))
+}
+
 /// Fold the repair notes (by finding index of `first`) and a scan made after
 /// the repairs into one report: the first scan's findings are kept (so the
 /// report says what was wrong) and marked repaired when their plan applied
-/// and the second scan no longer shows them (same [`FindingId`]); findings
-/// only the second scan shows are added.
+/// and the second scan no longer shows them (same [`FindingId`]) although it
+/// could make their check; findings only the second scan shows are added.
 pub fn verify(first: ScanReport, notes: Vec<Option<RepairNote>>, second: ScanReport) -> ScanReport {
     let still: std::collections::HashSet<FindingId> =
         second.findings.iter().map(Finding::id).collect();
     let mut findings = first.findings;
     for (f, note) in findings.iter_mut().zip(notes) {
+        let id = f.id();
         match note {
             Some(RepairNote {
                 applied: true,
                 text,
-            }) if !still.contains(&f.id()) => {
+            }) if !still.contains(&id) && not_evaluated(&second, &id) => {
+                f.repair_note = Some(format!(
+                    "applied ({text}) but not verified: the check could not be made after the repair"
+                ));
+            }
+            Some(RepairNote {
+                applied: true,
+                text,
+            }) if !still.contains(&id) => {
                 f.repaired = true;
                 f.repair_note = Some(text);
             }
@@ -436,4 +457,75 @@ pub fn verify(first: ScanReport, notes: Vec<Option<RepairNote>>, second: ScanRep
         .collect();
     findings.extend(extra);
     ScanReport { findings, ..second }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Severity;
+    use crate::discovery::ContainerRef;
+    use crate::testing::fixtures::{finding, scan_with};
+
+    fn c(id: &str) -> Option<ContainerRef> {
+        Some(ContainerRef {
+            id: id.into(),
+            runtime: "runc".into(),
+            pod_namespace: None,
+            pod_name: None,
+            container_name: None,
+        })
+    }
+
+    fn applied(text: &str) -> Option<RepairNote> {
+        Some(RepairNote {
+            applied: true,
+            text: text.into(),
+        })
+    }
+
+    #[test]
+    fn verify_marks_repaired_only_what_the_rescan_could_check_and_no_longer_shows() {
+        let broken = |id| finding(CheckId::DeviceAccessBroken, Severity::Error, c(id));
+        let latent = |id| finding(CheckId::DeviceRulesLatent, Severity::Error, c(id));
+        let first = scan_with(vec![broken("a"), broken("b"), latent("c"), broken("d")]);
+        let mut second = scan_with(vec![broken("b"), broken("e")]);
+        // systemd did not answer in the rescan: c's check was not made.
+        second
+            .not_evaluated
+            .insert((CheckId::DeviceRulesLatent, Some("c".into())));
+        let notes = vec![
+            applied("1 allow write"),
+            applied("1 allow write"),
+            applied("DeviceAllow rewritten"),
+            Some(RepairNote {
+                applied: false,
+                text: "repair failed: EPERM".into(),
+            }),
+        ];
+        let r = verify(first, notes, second);
+        let by = |id: &str| {
+            r.findings
+                .iter()
+                .find(|f| f.container.as_ref().is_some_and(|x| x.id == id))
+                .expect("kept")
+                .clone()
+        };
+        assert!(by("a").repaired, "gone after an applied repair");
+        assert!(!by("b").repaired, "still there");
+        assert!(by("b")
+            .repair_note
+            .as_deref()
+            .unwrap_or("")
+            .contains("still fails"));
+        assert!(!by("c").repaired, "not verifiable is not repaired");
+        assert!(by("c")
+            .repair_note
+            .as_deref()
+            .unwrap_or("")
+            .contains("not verified"));
+        assert!(!by("d").repaired);
+        assert_eq!(by("d").repair_note.as_deref(), Some("repair failed: EPERM"));
+        assert!(!by("e").repaired, "new in the rescan, added");
+        assert_eq!(r.findings.len(), 5);
+    }
 }

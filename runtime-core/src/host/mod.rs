@@ -16,8 +16,4 @@ pub use facts::{HostFacts, SystemdFacts, Unreadable};
 pub use kernel::KernelVersion;
 pub use runtimes::{RuntimeInfo, RuntimeKind};
 
-/// Whether this process runs with effective uid 0 (needed to read other
-/// processes' fd tables, container state and to write cgroups).
-pub fn running_as_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
+pub use crate::root::running_as_root;

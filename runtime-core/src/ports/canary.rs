@@ -32,7 +32,7 @@ impl RealCanary {
 
 impl CanaryPort for RealCanary {
     fn available(&self) -> bool {
-        crate::host::running_as_root()
+        crate::root::running_as_root()
     }
 
     fn probe(

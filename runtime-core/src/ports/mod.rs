@@ -19,7 +19,7 @@
 
 mod canary;
 mod cgroups;
-mod exec;
+pub mod exec;
 mod programs;
 mod signals;
 mod systemd;

@@ -1,5 +1,6 @@
 //! The systemd port: one connection per scan.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::root::HostRoot;
@@ -47,21 +48,21 @@ impl SystemdPort for RealSystemd {
     }
 }
 
-/// Why the scan's systemd session has no client.
+/// Why the session has no client, or a call through it failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SessionError {
-    /// Connecting failed (once per session: not retried).
-    #[error("systemd unreachable: {0}")]
-    Unreachable(String),
+    /// Connecting failed (once per session: not retried), or a call failed.
+    #[error("systemd unreachable")]
+    Unreachable(#[source] Arc<SystemdError>),
     /// A call in this session timed out, so systemd is skipped for the rest
     /// of it (one slow systemd must not cost a timeout per container).
-    #[error("systemd skipped for the rest of this scan: an earlier call timed out ({0})")]
-    Tripped(String),
+    #[error("systemd skipped for the rest of this session: an earlier call timed out")]
+    Tripped(#[source] Arc<SystemdError>),
 }
 
 impl From<SystemdError> for SessionError {
     fn from(e: SystemdError) -> Self {
-        SessionError::Unreachable(e.to_string())
+        SessionError::Unreachable(Arc::new(e))
     }
 }
 
@@ -71,8 +72,8 @@ impl From<SystemdError> for SessionError {
 /// systemd costs one timeout per scan, not one per container).
 pub struct SystemdSession {
     port: std::sync::Arc<dyn SystemdPort>,
-    conn: std::sync::OnceLock<Result<Box<dyn SystemdClient + Send + Sync>, String>>,
-    tripped: std::sync::Mutex<Option<String>>,
+    conn: std::sync::OnceLock<Result<Box<dyn SystemdClient + Send + Sync>, Arc<SystemdError>>>,
+    tripped: std::sync::Mutex<Option<Arc<SystemdError>>>,
 }
 
 impl std::fmt::Debug for SystemdSession {
@@ -108,10 +109,10 @@ impl SystemdSession {
         }
         match self
             .conn
-            .get_or_init(|| self.port.connect().map_err(|e| e.to_string()))
+            .get_or_init(|| self.port.connect().map_err(Arc::new))
         {
             Ok(c) => Ok(c.as_ref()),
-            Err(e) => Err(SessionError::Unreachable(e.clone())),
+            Err(e) => Err(SessionError::Unreachable(Arc::clone(e))),
         }
     }
 
@@ -125,23 +126,24 @@ impl SystemdSession {
         match f(c) {
             Ok(v) => Ok(v),
             Err(e) => {
-                if matches!(e, SystemdError::Timeout { .. }) {
+                let e = Arc::new(e);
+                if matches!(*e, SystemdError::Timeout { .. }) {
                     let mut t = self
                         .tripped
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if t.is_none() {
-                        tracing::warn!(error = %e, "systemd timed out: skipped for the rest of this scan");
-                        *t = Some(e.to_string());
+                        tracing::warn!(error = %e, "systemd timed out: skipped for the rest of this session");
+                        *t = Some(Arc::clone(&e));
                     }
                 }
-                Err(SessionError::Unreachable(e.to_string()))
+                Err(SessionError::Unreachable(e))
             }
         }
     }
 
     /// Why systemd was given up in this session, if it was.
-    pub fn tripped(&self) -> Option<String> {
+    pub fn tripped(&self) -> Option<Arc<SystemdError>> {
         self.tripped
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

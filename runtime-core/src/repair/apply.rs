@@ -35,6 +35,13 @@ pub enum RepairError {
         #[source]
         source: V2Error,
     },
+    /// The cgroup's device programs changed since the plan was made: ours,
+    /// built from what they allowed then, is not attached.
+    #[error("v2 device program repair of {cgroup}: its device programs changed since the scan; refused, the next scan plans again")]
+    V2Changed {
+        /// The cgroup.
+        cgroup: PathBuf,
+    },
     /// The kill failed.
     #[error("kill {pid}")]
     Kill {
@@ -44,7 +51,27 @@ pub enum RepairError {
         #[source]
         source: nix::Error,
     },
-    /// Talking to systemd failed, or it did not keep what was set.
+    /// A call to systemd failed.
+    #[error("systemd unit {unit}")]
+    SystemdCall {
+        /// The unit.
+        unit: String,
+        /// The call's error.
+        #[source]
+        source: crate::systemd::SystemdError,
+    },
+    /// systemd could not be reached in this repair round.
+    #[error("systemd unit {unit}")]
+    SystemdSession {
+        /// The unit.
+        unit: String,
+        /// Why the round has no systemd.
+        #[source]
+        source: crate::ports::SessionError,
+    },
+    /// systemd did not keep what was set, or the call and the thaw failed
+    /// together (the message says which, and whether the container is
+    /// still frozen).
     #[error("systemd unit {unit}: {message}")]
     Systemd {
         /// The unit.
@@ -68,11 +95,16 @@ pub enum RepairError {
 }
 
 /// What failed in a v2 device-program step.
+///
+/// (Also see [`RepairError::V2Changed`].)
 #[derive(Debug, thiserror::Error)]
 pub enum V2Error {
     /// A bpf(2) step (query, load, attach, detach).
     #[error(transparent)]
     Bpf(#[from] crate::devices::bpf::kernel::BpfError),
+    /// The programs in effect could not be read back.
+    #[error(transparent)]
+    Effective(#[from] crate::devices::bpf::EffectiveError),
     /// The program could not be built from the rules.
     #[error("build the device program")]
     Build(#[source] crate::devices::v1::EmulatorError),
@@ -125,6 +157,7 @@ pub fn apply(
                 cgroup,
                 attach,
                 detach,
+                based_on,
                 ..
             } => {
                 let err = |source: V2Error| RepairError::V2 {
@@ -146,6 +179,28 @@ pub fn apply(
                         {
                             have_ours = true;
                         }
+                    }
+                    // Ours keeps what the programs in effect at planning
+                    // allowed; if others came or went since (a runtime
+                    // update widened the container), it could hold the
+                    // container below its new access: refuse, the next
+                    // scan plans from what is there then.
+                    let now = programs.effective(cgroup).map_err(|e| err(e.into()))?;
+                    let mut now_ids: Vec<u32> = now
+                        .programs
+                        .iter()
+                        .filter(|p| p.insns != ours)
+                        .map(|p| p.id)
+                        .collect();
+                    let mut then_ids = based_on.clone();
+                    now_ids.sort_unstable();
+                    then_ids.sort_unstable();
+                    // Detached denying programs are gone on a second apply.
+                    then_ids.retain(|id| now_ids.contains(id) || !detach.contains(id));
+                    if now_ids != then_ids {
+                        return Err(RepairError::V2Changed {
+                            cgroup: cgroup.clone(),
+                        });
                     }
                     // Ours first: while both are attached the container has
                     // the intersection, which is never less than before ∩
@@ -178,10 +233,12 @@ pub fn apply(
                 ..
             } => {
                 // The round's one connection (made on first use).
-                let client = systemd.client().map_err(|e| RepairError::Systemd {
-                    unit: unit.clone(),
-                    message: e.to_string(),
-                })?;
+                let client = systemd
+                    .client()
+                    .map_err(|source| RepairError::SystemdSession {
+                        unit: unit.clone(),
+                        source,
+                    })?;
                 // Freezes leave markers where the agent looks at start.
                 let markers = opts.state_dir.as_ref().map(|d| d.join("frozen"));
                 match super::systemd_unit::apply_with(

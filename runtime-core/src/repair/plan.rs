@@ -52,6 +52,11 @@ pub enum RepairAction {
         /// Whether an identical program is attached already (then only the
         /// detach remains).
         already_attached: bool,
+        /// Ids of the programs in effect when the plan was made: `attach`
+        /// keeps what they allowed, so it is attached only if they are still
+        /// the ones in effect (apply refuses otherwise; the next scan plans
+        /// again).
+        based_on: Vec<u32>,
     },
     /// Replace a systemd unit's `DeviceAllow=` with explicit per-device
     /// entries (seed 003), in one `SetUnitProperties` call; `DevicePolicy=`
@@ -167,6 +172,14 @@ pub fn plan(
                 return Ok(p);
             }
             plan_devices(finding, c, snapshot)
+        }
+        CheckId::DeviceRulesLatent if matches!(finding.cause, Cause::VersionHazard { .. }) => {
+            Err(PlanError::NotRepairable(
+                "a node-level hazard of the runc and systemd versions: upgrade runc to 1.1.7 or \
+                 later and systemd to 240 or later (or give the host /dev/char links); units \
+                 that already lack entries are reported, and repaired, container by container"
+                    .into(),
+            ))
         }
         CheckId::DeviceRulesLatent => {
             let c = container.ok_or_else(gone)?;
@@ -294,6 +307,7 @@ fn plan_devices(
                     attach,
                     detach,
                     already_attached,
+                    based_on: progs.programs.iter().map(|p| p.id).collect(),
                 });
             }
         }
@@ -416,9 +430,9 @@ fn plan_kill(finding: &Finding, policy: &CheckPolicy) -> Result<RepairPlan, Plan
             pid: s.pid,
             start_time: s.start_time,
         }],
-        safety: "Only a runtime init that never reached the workload's execve is killed, and only \
-                 while its start time is unchanged (a recycled pid is never hit); the kubelet \
-                 recreates the container."
+        safety: "The task the scan found blocked before execve as a runtime init is killed only \
+                 if its pid still has the same start time (a recycled pid is never hit), and the \
+                 kubelet recreates the container."
             .into(),
     })
 }

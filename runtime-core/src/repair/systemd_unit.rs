@@ -3,9 +3,9 @@
 //! re-applies it (read by the `device-rules-latent` check), and the repair,
 //! a rewrite of `DeviceAllow=` to explicit per-device entries.
 //!
-//! Everything goes through [`SystemdClient`], so pure tests feed unit
-//! properties from a fake; the scan and `warden check --fix` connect with
-//! [`connect`].
+//! Plans are made from the scan's snapshot (the unit view it read); the
+//! apply goes through a [`SystemdClient`] (the repair round's session), so
+//! pure tests feed unit properties from a fake.
 //!
 //! Why the rewrite never narrows access:
 //! - the new list is the explicit form of the container's OCI rules plus
@@ -19,8 +19,11 @@
 //!   than before (measured on systemd 252 in systemd-nspawn: 200 rewrites
 //!   under a loop opening `/dev/urandom`, 224k opens, 0 EPERM). On v1 systemd
 //!   writes `devices.deny a` and then the allow list, a deny-all window, so
-//!   the container is frozen around the call, and nothing is changed when it
-//!   cannot be frozen.
+//!   the container is frozen around the call, and nothing is sent when it
+//!   cannot be frozen. A call that times out is reported as failed, but
+//!   systemd may still apply it after the thaw: staying frozen until a
+//!   barrier call returns is the fail-safety work that follows this
+//!   redesign.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -259,8 +262,9 @@ pub(crate) fn plan_unit(
     let safety = match freeze {
         Some(_) => {
             "The new DeviceAllow keeps every entry the unit had and adds the container's rules \
-             explicitly, so systemd's list only grows, and the container is frozen around the \
-             call (cgroup v1, where systemd writes deny-all first) or nothing is sent."
+             explicitly, so systemd's list only grows; on cgroup v1, where systemd writes \
+             deny-all first, the container is frozen around the call, and nothing is sent if it \
+             cannot be frozen."
         }
         None => {
             "The new DeviceAllow keeps every entry the unit had and adds the container's rules \
@@ -287,10 +291,10 @@ pub(crate) fn plan_unit(
 
 /// The `DeviceAllow=` rewrite for `finding` about `c`, from the scan's
 /// snapshot: a `device-rules-latent` finding carries its unit view; for
-/// `device-access-broken` the unit is read through the scan's systemd
-/// session. `Ok(None)` when the container is not in a unit, systemd cannot
-/// be asked (logged), or the unit is not the cause: other repairs may still
-/// apply.
+/// `device-access-broken` the unit's settings come from the snapshot (read
+/// once per scan, shared with the latent check). `Ok(None)` when the
+/// container is not in a unit, its unit cannot be read (logged), or the
+/// unit is not the cause: other repairs may still apply.
 pub(crate) fn plan(
     finding: &Finding,
     c: &Container,
@@ -304,7 +308,25 @@ pub(crate) fn plan(
     let host = snapshot.host_devices().map_err(PlanError::Snapshot)?;
     let view = match &finding.cause {
         Cause::UnitDevices(u) => Some(u.view.clone()),
-        _ => crate::diagnose::unit_view(c, snapshot.systemd(), &host, systemd_version),
+        _ => {
+            let units = |u: &str| {
+                snapshot
+                    .unit_devices(u)
+                    .map_err(|e| crate::error::chain(&e))
+            };
+            match crate::diagnose::unit_view(c, &units, &host, systemd_version) {
+                Ok(v) => v,
+                Err(()) => {
+                    // The device cgroups can still be repaired now; the unit
+                    // is looked at again by the next scan.
+                    tracing::warn!(
+                        container = %c.id,
+                        "systemd unit unreadable: only the device cgroups are repaired this time"
+                    );
+                    None
+                }
+            }
+        }
     };
     match view {
         Some(v) => plan_unit(finding, v, c, policy, &host),
@@ -323,7 +345,8 @@ pub(crate) enum Applied {
 
 /// Set `entries` (merged with whatever the unit has by now) on `unit`,
 /// frozen in `freeze` (a host path, re-rooted under `root`) when given.
-/// A freeze leaves a marker in `marker_dir` (already re-rooted; the agent's
+/// A freeze leaves a marker in `marker_dir` (a host path, re-rooted by the
+/// cgroup port; the agent's
 /// `<state-dir>/frozen/`) until the thaw, so that a crash mid-repair is
 /// thawed by the agent's next start.
 pub(crate) fn apply_with(
@@ -338,7 +361,11 @@ pub(crate) fn apply_with(
         unit: unit.to_string(),
         message,
     };
-    let current = client.unit_devices(unit).map_err(|e| err(e.to_string()))?;
+    let call = |source| RepairError::SystemdCall {
+        unit: unit.to_string(),
+        source,
+    };
+    let current = client.unit_devices(unit).map_err(call)?;
     if covers(&current.allow, entries) {
         return Ok(Applied::Unchanged(format!(
             "{unit}: DeviceAllow already explicit and complete ({} entries)",
@@ -371,7 +398,7 @@ pub(crate) fn apply_with(
             "DeviceAllow call failed: {call}; and thawing the container failed too, it is still \
              frozen: {thaw}"
         ))),
-        (Err(e), Ok(_)) => Err(err(e.to_string())),
+        (Err(e), Ok(_)) => Err(call(e)),
         (Ok(after), Ok(_)) if !covers(&after.allow, &target) => Err(err(format!(
             "systemd did not keep the entries; it has: {}",
             after
@@ -399,4 +426,4 @@ pub(crate) fn entries_as_text<S: serde::Serializer>(
 
 #[cfg(test)]
 #[path = "systemd_unit_tests.rs"]
-pub(crate) mod tests;
+mod tests;

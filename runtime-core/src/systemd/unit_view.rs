@@ -12,16 +12,18 @@ use serde::Serialize;
 use crate::devices::device_allow::narrower_than_rules;
 use crate::devices::host_devices::{DeviceId, HostDevices};
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
+use crate::devices::v1::EmulatorError;
 use crate::devices::{Access, DeviceRule};
 
 /// Why a unit could not be compared with its rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{unit}: device rules cannot be evaluated: {message}")]
+#[error("{unit}: device rules cannot be evaluated")]
 pub struct UnitViewError {
     /// The unit.
     pub unit: String,
     /// What failed.
-    pub message: String,
+    #[source]
+    pub source: EmulatorError,
 }
 
 /// A device (with a node on this host) and the access the unit loses on it.
@@ -79,9 +81,9 @@ impl UnitView {
         let unit = unit.into();
         let policy = current.policy.unwrap_or_default();
         let (lost, lost_without_node) = losses(&rules, policy, &current.allow, host, version)
-            .map_err(|message| UnitViewError {
+            .map_err(|source| UnitViewError {
                 unit: unit.clone(),
-                message,
+                source,
             })?;
         Ok(Self {
             unit,
@@ -112,9 +114,9 @@ impl UnitView {
     ) -> Result<Vec<Lost>, UnitViewError> {
         losses(&self.rules, self.policy(), allow, host, self.version)
             .map(|(l, _)| l)
-            .map_err(|message| UnitViewError {
+            .map_err(|source| UnitViewError {
                 unit: self.unit.clone(),
-                message,
+                source,
             })
     }
 }
@@ -146,9 +148,8 @@ fn losses(
     allow: &[DeviceAllowEntry],
     host: &HostDevices,
     version: Option<u32>,
-) -> Result<(Vec<Lost>, usize), String> {
-    let gaps = narrower_than_rules(rules, policy, allow, host, version)
-        .map_err(|e| format!("device rules: {e}"))?;
+) -> Result<(Vec<Lost>, usize), EmulatorError> {
+    let gaps = narrower_than_rules(rules, policy, allow, host, version)?;
     // Per device: the single bits lost (`mknod` alone may still be allowed
     // by `char-* m`), or, when every bit is allowed alone but not together,
     // the smallest combination lost.
@@ -182,7 +183,9 @@ fn losses(
 }
 
 /// `primary`, then the entries of `keep` it lacks; entries for the same
-/// selector are merged (access OR-ed), as systemd merges them.
+/// selector are merged into one (access OR-ed). systemd keeps one entry per
+/// path and a later one replaces its access, so the rewrite sends a reset
+/// and then this merged list, which leaves exactly this list.
 pub fn merge(primary: &[DeviceAllowEntry], keep: &[DeviceAllowEntry]) -> Vec<DeviceAllowEntry> {
     let mut out: Vec<DeviceAllowEntry> = Vec::with_capacity(primary.len() + keep.len());
     for e in primary.iter().chain(keep) {

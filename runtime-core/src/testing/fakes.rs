@@ -36,8 +36,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub enum Call {
     /// A v1 write (`allow c 1:3 rwm`) to a cgroup.
     V1Write(PathBuf, String),
-    /// A freeze of a cgroup.
-    Freeze(PathBuf),
+    /// A freeze of a cgroup, with the directory its marker goes to.
+    Freeze(PathBuf, Option<PathBuf>),
     /// A thaw of a cgroup.
     Thaw(PathBuf),
     /// A program attached at a cgroup (the id the fake gave it).
@@ -184,7 +184,7 @@ impl CgroupPort for SharedFakeCgroups {
         &self,
         target: &FreezeTarget,
         _deadline: Duration,
-        _marker_dir: Option<&Path>,
+        marker_dir: Option<&Path>,
     ) -> Result<Box<dyn Frozen>, FreezeError> {
         let dir = target.dir().to_path_buf();
         if lock(&self.inner.unfreezable).contains(&dir) {
@@ -193,7 +193,9 @@ impl CgroupPort for SharedFakeCgroups {
                 value: "FREEZING".into(),
             });
         }
-        self.inner.log.push(Call::Freeze(dir.clone()));
+        self.inner
+            .log
+            .push(Call::Freeze(dir.clone(), marker_dir.map(Path::to_path_buf)));
         lock(&self.shared.frozen).push(dir.clone());
         Ok(Box::new(FakeFrozen {
             dir,
@@ -365,8 +367,8 @@ impl HostProgramPort for FakeHostPrograms {
 }
 
 /// A systemd holding units' device settings and applying
-/// `SetUnitProperties` the way systemd does (a reset clears, entries for
-/// the same selector merge).
+/// `SetUnitProperties` the way systemd does (a reset clears; an entry for a
+/// selector it has replaces that entry's access).
 #[derive(Debug)]
 pub struct FakeSystemd {
     /// Whether it "runs" (`/run/systemd/system`).
@@ -454,10 +456,12 @@ impl SystemdClient for FakeSystemd {
             match p {
                 UnitProperty::DevicePolicy(p) => d.policy = Some(*p),
                 UnitProperty::DeviceAllow(e) if e.is_empty() => d.allow.clear(),
+                // systemd keeps one entry per path; a later one replaces
+                // its access (it does not add to it).
                 UnitProperty::DeviceAllow(e) => {
                     for entry in e {
                         match d.allow.iter_mut().find(|o| o.selector == entry.selector) {
-                            Some(o) => o.access = o.access.union(entry.access),
+                            Some(o) => o.access = entry.access,
                             None => d.allow.push(entry.clone()),
                         }
                     }

@@ -4,10 +4,16 @@
 
 use std::path::PathBuf;
 
+use crate::checks::{CheckId, Severity};
 use crate::devices::host_devices::{DeviceId, HostDevices, ProcDevices};
 use crate::devices::systemd::{DeviceAllowEntry, DevicePolicy, UnitDevices};
 use crate::devices::DeviceType;
-use crate::discovery::{Container, ContainerCgroups, RuntimeSource};
+use crate::diagnose::cause::{Cause, DeviceAccessCause, Layer, RefusedDevice};
+use crate::diagnose::{Finding, ScanReport, Snapshot};
+use crate::discovery::{Container, ContainerCgroups, ContainerRef, RuntimeSource};
+use crate::host::HostFacts;
+use crate::ports::Ports;
+use crate::root::HostRoot;
 
 /// `DeviceAllow` entries from unit-file text.
 pub fn entries(list: &[&str]) -> Vec<DeviceAllowEntry> {
@@ -102,5 +108,41 @@ pub fn runc_container(id: &str, systemd: bool, v1: bool, freezer: Option<PathBuf
         cgroups,
         systemd_cgroup: systemd,
         pod: None,
+    }
+}
+
+/// A finding of `check` whose cause renders as "container cannot open
+/// /dev/null" (for report, event and metric tests, which care about the
+/// check, severity and container, not the cause).
+pub fn finding(check: CheckId, severity: Severity, container: Option<ContainerRef>) -> Finding {
+    Finding::new(
+        check,
+        severity,
+        container,
+        Cause::DeviceAccess(DeviceAccessCause {
+            refused: vec![RefusedDevice {
+                path: "/dev/null".into(),
+                device: (DeviceType::Char, 1, 3),
+                by: vec![Layer::V1],
+                canary: false,
+            }],
+            canary_error: None,
+            v1_cgroup: None,
+            v2_cgroup: None,
+        }),
+    )
+}
+
+/// A scan of an empty root (no facts, quickly) holding `findings`.
+pub fn scan_with(findings: Vec<Finding>) -> ScanReport {
+    let root = HostRoot::new("/nonexistent/warden-test-root");
+    ScanReport {
+        host: HostFacts::of_root(&root),
+        findings,
+        containers: vec![],
+        skipped: vec![],
+        discovered: vec![],
+        not_evaluated: Default::default(),
+        snapshot: Snapshot::new(Ports::for_root(root, None), Vec::new()),
     }
 }

@@ -13,10 +13,10 @@ use super::Ctx;
 use crate::checks::CheckId;
 use crate::devices::expected::expected_rules;
 use crate::devices::host_devices::HostDevices;
+use crate::devices::systemd::UnitDevices;
 use crate::diagnose::cause::{Cause, UnitCause};
 use crate::diagnose::{CheckPolicy, Finding, Severity};
 use crate::discovery::Container;
-use crate::ports::SystemdSession;
 use crate::systemd::unit_view::required_devices;
 use crate::systemd::UnitView;
 
@@ -38,7 +38,15 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
         return Vec::new();
     }
     if let Err(e) = session.client() {
-        tracing::debug!(error = %e, "systemd unreachable: device-rules-latent skipped");
+        // Not clean: unknown. Said in the report, and a repair verified by
+        // this scan is not marked repaired.
+        tracing::warn!(error = %crate::error::chain(&e), "systemd unreachable: device-rules-latent not evaluated");
+        ctx.not_evaluated(CheckId::DeviceRulesLatent, None);
+        ctx.unreadable(crate::host::Unreadable {
+            what: "systemd units (device-rules-latent not evaluated)".into(),
+            path: None,
+            error: crate::error::chain(&e),
+        });
         return Vec::new();
     }
     let host = match ctx.snapshot.host_devices() {
@@ -52,64 +60,76 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     // facts asked it first, over this same connection; the installed
     // binary's is the fallback).
     let version = ctx.host.systemd.version;
-    ctx.containers
-        .iter()
-        .filter_map(|c| container_finding(c, session, &host, version, ctx.policy))
-        .collect()
+    let units = |unit: &str| {
+        ctx.snapshot
+            .unit_devices(unit)
+            .map_err(|e| crate::error::chain(&e))
+    };
+    let mut out = Vec::new();
+    for c in ctx.containers {
+        match container_finding(c, &units, &host, version, ctx.policy) {
+            Ok(Some(f)) => out.push(f),
+            Ok(None) => {}
+            Err(()) => ctx.not_evaluated(CheckId::DeviceRulesLatent, Some(&c.id)),
+        }
+    }
+    out
 }
 
-/// `c`'s unit compared with its rules, through the scan's systemd session.
-/// `None` when the container is not in a unit, or its unit or config cannot
-/// be read now (a container exiting mid-scan; debug log).
+/// `c`'s unit compared with its rules, its settings read through `units`
+/// (the scan's snapshot). `Ok(None)` when the container is not in a unit;
+/// `Err(())` when its unit or config cannot be read now (a container
+/// exiting mid-scan, systemd not answering; logged): the check could not be
+/// made for it.
+#[allow(clippy::result_unit_err)]
 pub(crate) fn unit_view(
     c: &Container,
-    session: &SystemdSession,
+    units: &dyn Fn(&str) -> Result<UnitDevices, String>,
     host: &HostDevices,
     version: Option<u32>,
-) -> Option<UnitView> {
+) -> Result<Option<UnitView>, ()> {
     if !c.systemd_cgroup {
-        return None;
+        return Ok(None);
     }
-    let unit = c.systemd_unit()?;
-    let spec = c.config.as_deref()?;
-    let rules = match expected_rules(spec) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::debug!(container = %c.id, error = %e, "OCI device rules unreadable");
-            return None;
-        }
+    let Some(unit) = c.systemd_unit() else {
+        return Ok(None);
     };
-    let current = match session.call(|s| s.unit_devices(&unit)) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::debug!(container = %c.id, unit, error = %e, "systemd unit unreadable");
-            return None;
-        }
+    let Some(spec) = c.config.as_deref() else {
+        tracing::debug!(container = %c.id, "OCI config unreadable");
+        return Err(());
     };
-    match UnitView::new(unit, current, rules, host, version) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::debug!(container = %c.id, error = %e, "systemd unit not comparable");
-            None
-        }
-    }
+    let rules = expected_rules(spec).map_err(|e| {
+        tracing::debug!(container = %c.id, error = %e, "OCI device rules unreadable");
+    })?;
+    let current = units(&unit).map_err(|e| {
+        tracing::debug!(container = %c.id, unit, error = %e, "systemd unit unreadable");
+    })?;
+    UnitView::new(unit, current, rules, host, version)
+        .map(Some)
+        .map_err(|e| {
+            tracing::debug!(container = %c.id, error = %crate::error::chain(&e), "systemd unit not comparable");
+        })
 }
 
-/// The finding for one container, if its unit loses anything.
+/// The finding for one container, if its unit loses anything; `Err(())`
+/// when it could not be evaluated.
+#[allow(clippy::result_unit_err)]
 pub(super) fn container_finding(
     c: &Container,
-    session: &SystemdSession,
+    units: &dyn Fn(&str) -> Result<UnitDevices, String>,
     host: &HostDevices,
     version: Option<u32>,
     policy: &CheckPolicy,
-) -> Option<Finding> {
-    let view = unit_view(c, session, host, version)?;
+) -> Result<Option<Finding>, ()> {
+    let Some(view) = unit_view(c, units, host, version)? else {
+        return Ok(None);
+    };
     if view.lost.is_empty() {
-        return None;
+        return Ok(None);
     }
     let required = required_devices(&policy.required_devices, host);
     let loses_required = !view.lost_required(&required).is_empty();
-    Some(Finding::new(
+    Ok(Some(Finding::new(
         CheckId::DeviceRulesLatent,
         if loses_required {
             Severity::Error
@@ -121,7 +141,7 @@ pub(super) fn container_finding(
             view,
             loses_required,
         }),
-    ))
+    )))
 }
 
 #[cfg(test)]
@@ -129,10 +149,16 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::ports::SystemdSession;
     use crate::testing::fakes::{FakeSystemd, FakeSystemdPort};
     use crate::testing::fixtures::{
         nspawn_host_devices as host, runc_container, strict_unit, OLD_SET, RUNC_1_1_5_SET,
     };
+
+    /// A reader of units through a session of a fake systemd.
+    fn reader(s: &SystemdSession) -> impl Fn(&str) -> Result<UnitDevices, String> + '_ {
+        |u: &str| s.call(|c| c.unit_devices(u)).map_err(|e| e.to_string())
+    }
 
     fn session(unit: Option<&[&str]>) -> (SystemdSession, Arc<FakeSystemd>) {
         let sd = Arc::new(FakeSystemd::default());
@@ -154,11 +180,12 @@ mod tests {
         let (s, sd) = session(Some(OLD_SET));
         let f = container_finding(
             &container(true),
-            &s,
+            &reader(&s),
             &host(),
             Some(252),
             &CheckPolicy::default(),
         )
+        .expect("evaluated")
         .expect("finding");
         assert_eq!(f.check, CheckId::DeviceRulesLatent);
         assert_eq!(f.severity, Severity::Error);
@@ -196,11 +223,12 @@ mod tests {
         ]));
         let f = container_finding(
             &container(true),
-            &s,
+            &reader(&s),
             &host(),
             Some(252),
             &CheckPolicy::default(),
         )
+        .expect("evaluated")
         .expect("finding");
         assert_eq!(f.severity, Severity::Warning);
         assert!(f.message().contains("/dev/net/tun"), "{}", f.message());
@@ -211,52 +239,69 @@ mod tests {
     fn complete_units_other_containers_and_unreadable_units_give_nothing() {
         let p = CheckPolicy::default();
         let (complete, _) = session(Some(RUNC_1_1_5_SET));
-        assert!(container_finding(&container(true), &complete, &host(), Some(252), &p).is_none());
+        assert_eq!(
+            container_finding(&container(true), &reader(&complete), &host(), Some(252), &p),
+            Ok(None)
+        );
         // The same unit on a systemd that stats /dev/char paths (none here).
-        assert!(container_finding(&container(true), &complete, &host(), Some(239), &p).is_some());
+        assert!(matches!(
+            container_finding(&container(true), &reader(&complete), &host(), Some(239), &p),
+            Ok(Some(_))
+        ));
         // No systemd driver: not asked.
         let (seed, sd) = session(Some(OLD_SET));
-        assert!(container_finding(&container(false), &seed, &host(), Some(252), &p).is_none());
+        assert_eq!(
+            container_finding(&container(false), &reader(&seed), &host(), Some(252), &p),
+            Ok(None)
+        );
         assert_eq!(*sd.connections.lock().unwrap(), 0, "systemd not even asked");
-        // The unit is gone (container exited mid-scan): skipped.
+        // The unit is gone (container exited mid-scan): not evaluated, not
+        // clean.
         let (gone, _) = session(None);
-        assert!(container_finding(&container(true), &gone, &host(), Some(252), &p).is_none());
+        assert_eq!(
+            container_finding(&container(true), &reader(&gone), &host(), Some(252), &p),
+            Err(())
+        );
     }
 
     #[test]
     fn one_connection_per_scan_and_a_timeout_skips_the_rest() {
         let (s, sd) = session(Some(OLD_SET));
         for _ in 0..3 {
-            assert!(container_finding(
-                &container(true),
-                &s,
-                &host(),
-                Some(252),
-                &CheckPolicy::default()
-            )
-            .is_some());
+            assert!(matches!(
+                container_finding(
+                    &container(true),
+                    &reader(&s),
+                    &host(),
+                    Some(252),
+                    &CheckPolicy::default()
+                ),
+                Ok(Some(_))
+            ));
         }
         assert_eq!(*sd.connections.lock().unwrap(), 1);
         *sd.hang.lock().unwrap() = true;
-        assert!(container_finding(
-            &container(true),
-            &s,
-            &host(),
-            Some(252),
-            &CheckPolicy::default()
-        )
-        .is_none());
+        assert_eq!(
+            container_finding(
+                &container(true),
+                &reader(&s),
+                &host(),
+                Some(252),
+                &CheckPolicy::default()
+            ),
+            Err(()),
+            "a timeout is no verdict"
+        );
         assert!(s.tripped().is_some(), "the breaker trips on a timeout");
         *sd.hang.lock().unwrap() = false;
         assert!(
             container_finding(
                 &container(true),
-                &s,
+                &reader(&s),
                 &host(),
                 Some(252),
                 &CheckPolicy::default()
-            )
-            .is_none(),
+            ) == Err(()),
             "skipped for the rest of the session"
         );
     }

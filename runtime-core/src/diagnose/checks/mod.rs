@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use super::{CheckPolicy, ScanOptions};
+use crate::checks::CheckId;
 use crate::discovery::Container;
 use crate::host::HostFacts;
 use crate::procfs::Procfs;
@@ -30,4 +31,24 @@ pub(super) struct Ctx<'a> {
     /// Every process of the node, read once on first use and shared by the
     /// checks that look at all of them (seccomp_stuck::node_processes).
     pub processes: std::cell::OnceCell<Vec<seccomp_stuck::NodeProcess>>,
+    /// Checks that could not be made, for a container or (`None`) for every
+    /// container: their absence from the findings means "unknown", not
+    /// "clean".
+    pub not_evaluated: std::cell::RefCell<std::collections::BTreeSet<(CheckId, Option<String>)>>,
+    /// What the checks could not read, for the report.
+    pub unreadable: std::cell::RefCell<Vec<crate::host::Unreadable>>,
+}
+
+impl Ctx<'_> {
+    /// Record that `check` could not be made (for `container`, or for all).
+    pub fn not_evaluated(&self, check: CheckId, container: Option<&str>) {
+        self.not_evaluated
+            .borrow_mut()
+            .insert((check, container.map(str::to_owned)));
+    }
+
+    /// Record something a check could not read.
+    pub fn unreadable(&self, u: crate::host::Unreadable) {
+        self.unreadable.borrow_mut().push(u);
+    }
 }
