@@ -166,7 +166,46 @@ impl Snapshot {
             .clone()
     }
 
-    /// The v1 devices list of `cgroup` (host path).
+    /// Read the v1 devices list of `cgroup` without keeping it: the check
+    /// reads every container's list, and only those with a finding are kept
+    /// ([`Snapshot::keep_v1_devices`]), so a clean node costs no memory.
+    pub fn read_v1_devices(&self, cgroup: &Path) -> Result<Emulator, SnapshotError> {
+        self.ports
+            .cgroups
+            .v1_devices(cgroup)
+            .map_err(|e| SnapshotError::new(format!("devices.list of {}", cgroup.display()), e))
+    }
+
+    /// Keep a list read by [`Snapshot::read_v1_devices`] for the plans.
+    pub fn keep_v1_devices(&self, cgroup: &Path, list: Emulator) {
+        self.v1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(cgroup.to_path_buf(), Ok(list));
+    }
+
+    /// Read the programs in effect for `cgroup` without keeping them (see
+    /// [`Snapshot::read_v1_devices`]).
+    pub fn read_effective_programs(
+        &self,
+        cgroup: &Path,
+    ) -> Result<Arc<EffectivePrograms>, SnapshotError> {
+        self.ports
+            .programs
+            .effective(cgroup)
+            .map(Arc::new)
+            .map_err(|e| SnapshotError::new(format!("device programs of {}", cgroup.display()), e))
+    }
+
+    /// Keep programs read by [`Snapshot::read_effective_programs`].
+    pub fn keep_effective_programs(&self, cgroup: &Path, programs: Arc<EffectivePrograms>) {
+        self.programs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(cgroup.to_path_buf(), Ok(programs));
+    }
+
+    /// The v1 devices list of `cgroup` (host path), kept or read now.
     pub fn v1_devices(&self, cgroup: &Path) -> Result<Emulator, SnapshotError> {
         cached(&self.v1, cgroup, || {
             self.ports

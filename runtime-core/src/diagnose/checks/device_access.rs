@@ -33,7 +33,7 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
         return Vec::new();
     }
     let v1_dir = c.cgroups.v1("devices").cloned();
-    let v1 = v1_dir.as_ref().and_then(|d| match snap.v1_devices(d) {
+    let v1 = v1_dir.as_ref().and_then(|d| match snap.read_v1_devices(d) {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::debug!(container = %c.id, error = %e, "v1 devices list unreadable");
@@ -43,7 +43,7 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
     let v2_dir = c.cgroups.v2.clone();
     let v2 = v2_dir
         .as_ref()
-        .and_then(|d| match snap.effective_programs(d) {
+        .and_then(|d| match snap.read_effective_programs(d) {
             Ok(p) if p.programs.is_empty() => None,
             Ok(p) => Some(p),
             Err(e) => {
@@ -109,6 +109,13 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
     }
     if refused.is_empty() {
         return Vec::new();
+    }
+    // What was read is kept for the plans of this finding only.
+    if let (Some(d), Some(e)) = (&v1_dir, v1) {
+        snap.keep_v1_devices(d, e);
+    }
+    if let (Some(d), Some(p)) = (&v2_dir, v2) {
+        snap.keep_effective_programs(d, p);
     }
     // The policy's order, whichever source saw the refusal first.
     let order = |p: &PathBuf| devices.iter().position(|d| &d.path == p);
