@@ -12,18 +12,20 @@
 //! | `seccomp.notify` | `Deny` over `Warn` over `Allow` |
 //! | `exec.minProbePeriodSeconds` | the largest (fewest execs admitted) |
 //! | `remediation.maxConcurrentRepairs` | the smallest (tightest rate limit) |
-//! | `remediation.killStuckInits` | `true` if any policy asks for it |
+//! | `remediation.killStuckInits` | `true` only if every `Enforce` policy asks for it (Audit policies repair nothing and have no say) |
 //!
 //! Each rule is a maximum over a total order, a minimum, a set union or a
-//! logical or: all commutative, associative and idempotent. So the result
+//! logical and/or: all commutative, associative and idempotent. So the result
 //! does not depend on the order in which the API server lists policies, nor
 //! on how they are grouped, and listing a policy twice changes nothing
 //! (property-tested below). The names of the merged policies are kept,
 //! sorted, so that a report can say where a setting came from.
 //!
-//! `killStuckInits` follows "true wins" because the CRD only admits `true`
-//! together with `mode: Enforce`, so whenever it wins the merged mode is
-//! `Enforce` too.
+//! `killStuckInits` is the one setting where the strictest value is the
+//! cautious one: a kill ends a container, so it happens only when every
+//! policy that repairs (mode `Enforce`) asks for it. The CRD only admits
+//! `true` together with `mode: Enforce`, so whenever it holds the merged
+//! mode is `Enforce` too.
 //!
 //! No policy at all means the built-in defaults, which are the CRD's
 //! defaults (`RuntimePolicySpec::default()`).
@@ -56,6 +58,9 @@ pub struct EffectivePolicy {
     /// Names of the merged policies, sorted and without duplicates; empty
     /// when the built-in defaults apply.
     pub sources: Vec<String>,
+    /// (some merged policy enforces, every enforcing one asks to kill):
+    /// what `remediation.kill_stuck_inits` is made of.
+    kill_votes: (bool, bool),
 }
 
 impl Default for EffectivePolicy {
@@ -69,13 +74,18 @@ impl EffectivePolicy {
     fn from_spec(spec: &RuntimePolicySpec, sources: Vec<String>) -> Self {
         let mut devices = spec.devices.clone();
         normalize_devices(&mut devices.required);
+        let enforce = spec.mode == Mode::Enforce;
+        let kill_votes = (enforce, !enforce || spec.remediation.kill_stuck_inits);
+        let mut remediation = spec.remediation.clone();
+        remediation.kill_stuck_inits = kill_votes.0 && kill_votes.1;
         Self {
             mode: spec.mode,
             devices,
             seccomp: spec.seccomp.clone(),
             exec: spec.exec.clone(),
-            remediation: spec.remediation.clone(),
+            remediation,
             sources,
+            kill_votes,
         }
     }
 
@@ -99,7 +109,11 @@ impl EffectivePolicy {
             .remediation
             .max_concurrent_repairs
             .min(other.remediation.max_concurrent_repairs);
-        self.remediation.kill_stuck_inits |= other.remediation.kill_stuck_inits;
+        self.kill_votes = (
+            self.kill_votes.0 || other.kill_votes.0,
+            self.kill_votes.1 && other.kill_votes.1,
+        );
+        self.remediation.kill_stuck_inits = self.kill_votes.0 && self.kill_votes.1;
         self.sources.extend(other.sources.iter().cloned());
         self.sources.sort();
         self.sources.dedup();
@@ -238,6 +252,31 @@ mod tests {
         assert_eq!(e.remediation.max_concurrent_repairs, 1);
         assert!(!e.remediation.kill_stuck_inits);
         assert!(e.sources.is_empty());
+    }
+
+    #[test]
+    fn kill_stuck_inits_needs_every_enforcing_policy_to_ask() {
+        let spec = |mode, kill| RuntimePolicySpec {
+            mode,
+            remediation: RemediationPolicy {
+                kill_stuck_inits: kill,
+                ..RemediationPolicy::default()
+            },
+            ..RuntimePolicySpec::default()
+        };
+        let kill = |a: RuntimePolicySpec, b: RuntimePolicySpec| {
+            merge(&[policy("a", a), policy("b", b)])
+                .remediation
+                .kill_stuck_inits
+        };
+        // The most destructive setting does not win: one enforcing policy
+        // that does not ask keeps the kill off.
+        assert!(!kill(spec(Mode::Enforce, true), spec(Mode::Enforce, false)));
+        assert!(!kill(spec(Mode::Enforce, false), spec(Mode::Enforce, true)));
+        assert!(kill(spec(Mode::Enforce, true), spec(Mode::Enforce, true)));
+        // An Audit policy repairs nothing, so it has no say.
+        assert!(kill(spec(Mode::Enforce, true), spec(Mode::Audit, false)));
+        assert!(!kill(spec(Mode::Audit, false), spec(Mode::Audit, false)));
     }
 
     #[test]
@@ -466,7 +505,9 @@ mod tests {
                 prop_assert!(e.seccomp.notify >= p.spec.seccomp.notify);
                 prop_assert!(e.exec.min_probe_period_seconds >= p.spec.exec.min_probe_period_seconds);
                 prop_assert!(e.remediation.max_concurrent_repairs <= p.spec.remediation.max_concurrent_repairs);
-                prop_assert!(e.remediation.kill_stuck_inits >= p.spec.remediation.kill_stuck_inits);
+                if p.spec.mode == Mode::Enforce {
+                    prop_assert!(!e.remediation.kill_stuck_inits || p.spec.remediation.kill_stuck_inits);
+                }
             }
             // And never stricter than some input: every value comes from one.
             prop_assert!(policies.iter().any(|p| p.spec.mode == e.mode));

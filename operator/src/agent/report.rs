@@ -11,7 +11,7 @@
 //! every `heartbeat` so that its `lastScanTime` shows the agent is alive.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
@@ -251,9 +251,11 @@ pub fn write_file(path: &Path, report: &NodeRuntimeReport) -> Result<(), ReportE
     let name = path
         .file_name()
         .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    // A fresh name created exclusively (O_CREAT|O_EXCL, which never follows
+    // a link): whoever can write the directory cannot make the agent write
+    // through a link planted at a predictable name.
+    let (tmp, mut f) = create_fresh(path, &name)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).with_path("create", &tmp)?;
         f.write_all(&bytes).with_path("write", &tmp)?;
         f.sync_data().with_path("sync", &tmp)?;
         std::fs::rename(&tmp, path).with_path("rename into", path)
@@ -262,6 +264,40 @@ pub fn write_file(path: &Path, report: &NodeRuntimeReport) -> Result<(), ReportE
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(ReportError::Io)
+}
+
+/// Create a new temporary file beside `path`, never one that exists.
+fn create_fresh(path: &Path, name: &str) -> Result<(PathBuf, std::fs::File), ReportError> {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut attempt = 0u32;
+    loop {
+        let tmp = path.with_file_name(format!(
+            ".{name}.{}.{nanos:x}{attempt}.tmp",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            // Taken (by a link someone planted, or an earlier crash):
+            // another name, a few times.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(ReportError::Io(WrappedIoError {
+                    op: "create",
+                    path: tmp,
+                    source,
+                }))
+            }
+        }
+    }
 }
 
 /// Server-side apply `spec` as the report of `node` (owned by it), forcing
@@ -432,6 +468,33 @@ mod tests {
             "no temporary file left behind"
         );
         let e = write_file(&d.path().join("missing/report.json"), &small).unwrap_err();
-        assert!(e.to_string().contains("missing"), "{e}");
+        assert!(Chain(&e).to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn the_temporary_file_never_follows_a_planted_link() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("report.json");
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // Whoever can write the report's directory plants links at the
+        // names a predictable temporary file would take.
+        for i in 0..64 {
+            let _ = std::os::unix::fs::symlink(
+                &victim,
+                d.path()
+                    .join(format!(".report.json.{}.tmp", std::process::id() + i - 32)),
+            );
+        }
+        std::os::unix::fs::symlink(
+            &victim,
+            d.path()
+                .join(format!(".report.json.{}.tmp", std::process::id())),
+        )
+        .ok();
+        write_file(&p, &NodeRuntimeReport::new("n1", spec(1, 1))).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let back: NodeRuntimeReport = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(back.spec.summary.findings, 1);
     }
 }

@@ -56,8 +56,15 @@ impl Default for UpdateOptions {
 
 /// The marker file for a freeze of `cgroup` in `dir`: one per cgroup and
 /// process, so concurrent freezers never share (and remove) each other's
-/// marker. Any `*.json` in the directory is recovered by the agent.
+/// marker. Any `*.json` in the directory is recovered by the agent, which
+/// reads the cgroup from the marker's content, not its name.
+///
+/// Nested layouts (kubepods slices) give cgroup paths far longer than a file
+/// name may be (255 bytes): a long name keeps its last 120 characters (the
+/// container's scope) and a hash of the whole path, so it stays unique.
 pub fn freeze_marker_path(dir: &Path, cgroup: &Path) -> PathBuf {
+    /// Longest readable part kept before the hash.
+    const KEEP: usize = 120;
     let name: String = cgroup
         .to_string_lossy()
         .trim_matches('/')
@@ -70,6 +77,15 @@ pub fn freeze_marker_path(dir: &Path, cgroup: &Path) -> PathBuf {
             }
         })
         .collect();
+    let name = if name.len() > 2 * KEEP {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        cgroup.hash(&mut h);
+        // `name` is ASCII: any byte index is a char boundary.
+        format!("{:016x}-{}", h.finish(), &name[name.len() - KEEP..])
+    } else {
+        name
+    };
     dir.join(format!("{name}-{}.json", std::process::id()))
 }
 
@@ -346,5 +362,38 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("still frozen"), "{s}");
+    }
+
+    #[test]
+    fn marker_names_stay_short_and_distinct_on_deep_cgroup_paths() {
+        let dir = Path::new("/run/warden/frozen");
+        let deep = |leaf: &str| {
+            PathBuf::from(format!(
+                "/sys/fs/cgroup/freezer/kubepods.slice/{}/{leaf}",
+                "kubepods-burstable-pod0123456789abcdef0123456789abcdef.slice/".repeat(6)
+            ))
+        };
+        let (a, b) = (
+            deep("cri-containerd-aaaa.scope"),
+            deep("cri-containerd-bbbb.scope"),
+        );
+        let (ma, mb) = (freeze_marker_path(dir, &a), freeze_marker_path(dir, &b));
+        for m in [&ma, &mb] {
+            let name = m.file_name().expect("a name").len();
+            assert!(name <= 255, "{name} bytes: {}", m.display());
+            assert!(m.starts_with(dir) && m.extension().is_some_and(|e| e == "json"));
+        }
+        assert_ne!(ma, mb, "different cgroups, different markers");
+        // Short paths keep their readable name.
+        let short = freeze_marker_path(dir, Path::new("/sys/fs/cgroup/freezer/c1"));
+        assert!(
+            short.to_string_lossy().contains("sys_fs_cgroup_freezer_c1"),
+            "{}",
+            short.display()
+        );
+        // A real file system refuses names over 255 bytes: the marker can be
+        // written.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(freeze_marker_path(tmp.path(), &a), "{}").expect("marker written");
     }
 }
