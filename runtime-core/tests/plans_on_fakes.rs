@@ -254,6 +254,71 @@ fn v2_device_access_attaches_ours_before_detaching_and_keeps_everything() {
     assert_eq!(b.fakes.log.calls().len(), n, "idempotent");
 }
 
+/// The v2 bed: a container on a unified host with the seed's denying
+/// program and the runtime's own (defaults plus a hook's GPU).
+fn v2_bed(b: &Bed, id: &str) -> (Container, PathBuf, u32) {
+    let mut c = runc_container(id, false, false, None);
+    let dir = PathBuf::from(format!("/sys/fs/cgroup/system.slice/{id}"));
+    c.cgroups.v2 = Some(dir.clone());
+    let denying = b
+        .fakes
+        .programs
+        .add(&dir, runtime_core::testing::seed_003_systemd_program());
+    let mut rules: Vec<DeviceRule> = runtime_core::devices::expected::runtime_defaults();
+    rules.push(parse_write("allow c 195:0 rw").expect("rule"));
+    b.fakes.programs.add(
+        &dir,
+        bpf::program::build_from_rules(&rules).expect("program"),
+    );
+    (c, dir, denying)
+}
+
+#[test]
+fn a_v2_repair_cut_short_after_the_attach_is_finished_by_the_next_plan() {
+    let b = bed();
+    let (c, dir, denying) = v2_bed(&b, "v2p");
+    let f = finding_for(&c, CheckId::DeviceAccessBroken, refused_null());
+    let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
+    let RepairAction::V2Replace { attach, .. } = &p.actions[0] else {
+        panic!("a v2 plan: {p:?}")
+    };
+    // The agent dies between the attach and the detach: ours is attached,
+    // the denying program still is.
+    let ours = bpf::program::build_from_rules(attach.as_ref().expect("ours")).expect("program");
+    b.fakes.programs.add(&dir, ours);
+    // The next scan plans from what is there now, and its plan applies.
+    let next = Snapshot::with_devices(b.fakes.ports.clone(), required(), nspawn_host_devices());
+    let p = plan(&f, Some(&c), &next, &b.host, &CheckPolicy::default()).expect("a plan");
+    apply(&p, &b.opts, &b.systemd).expect("finishes the repair");
+    assert!(
+        !b.fakes.programs.ids(&dir).contains(&denying),
+        "the denying program is gone"
+    );
+}
+
+#[test]
+fn a_v2_repair_is_refused_when_the_programs_changed_since_the_plan() {
+    let b = bed();
+    let (c, dir, _) = v2_bed(&b, "v2c");
+    let f = finding_for(&c, CheckId::DeviceAccessBroken, refused_null());
+    let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
+    // A runtime update attaches a wider program before the repair runs:
+    // ours, built from the old set, could hold the container below it.
+    b.fakes.programs.add(
+        &dir,
+        bpf::program::build_from_rules(&[parse_write("allow a *:* rwm").expect("rule")])
+            .expect("program"),
+    );
+    let before = b.fakes.log.calls().len();
+    let e = apply(&p, &b.opts, &b.systemd).expect_err("refused");
+    assert!(e.to_string().contains("changed since the scan"), "{e}");
+    assert_eq!(
+        b.fakes.log.calls().len(),
+        before,
+        "nothing attached or detached"
+    );
+}
+
 #[test]
 fn latent_units_are_rewritten_explicitly_frozen_on_v1_and_never_narrower() {
     let b = bed();
@@ -329,6 +394,34 @@ fn latent_units_are_rewritten_explicitly_frozen_on_v1_and_never_narrower() {
         b.fakes.log.calls().len(),
         n,
         "no second call, no second freeze"
+    );
+}
+
+#[test]
+fn a_broken_container_in_a_unit_is_planned_from_the_unit_read_once() {
+    let b = bed();
+    let c = runc_container(
+        "once",
+        true,
+        true,
+        Some("/sys/fs/cgroup/freezer/system.slice/runc-once.scope".into()),
+    );
+    b.fakes
+        .systemd
+        .set_unit("runc-once.scope", strict_unit(OLD_SET));
+    // The latent check read the unit in this scan...
+    b.snapshot.unit_devices("runc-once.scope").expect("unit");
+    // ...and the device-access plan uses that read.
+    let f = finding_for(&c, CheckId::DeviceAccessBroken, refused_null());
+    let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
+    assert!(
+        matches!(p.actions[0], RepairAction::SystemdDeviceAllow { .. }),
+        "the unit is the cause: {p:?}"
+    );
+    assert_eq!(
+        *b.fakes.systemd.reads.lock().unwrap(),
+        1,
+        "one read per scan"
     );
 }
 

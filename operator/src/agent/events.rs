@@ -56,6 +56,8 @@ pub const FOUND: &str = "RuntimeHazardFound";
 pub const REPAIRED: &str = "RuntimeRepaired";
 /// Reason of a failed repair.
 pub const REPAIR_FAILED: &str = "RuntimeRepairFailed";
+/// Event reason: a repair applied, but the rescan could not make the check.
+pub const REPAIR_UNVERIFIED: &str = "RuntimeRepairUnverified";
 /// Reason of a new host hazard on the node.
 pub const NODE_HAZARD: &str = "NodeRuntimeHazard";
 
@@ -160,6 +162,7 @@ pub fn repaired(attempts: &[Attempt], scan: &ScanReport) -> Vec<NodeEvent> {
             let (warning, reason) = match a.result {
                 AttemptResult::Repaired => (false, REPAIRED),
                 AttemptResult::Failed => (true, REPAIR_FAILED),
+                AttemptResult::Unverified => (true, REPAIR_UNVERIFIED),
             };
             let who = describe(&a.finding);
             Some(NodeEvent {

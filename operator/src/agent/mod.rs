@@ -20,8 +20,9 @@
 //!
 //! SIGTERM/SIGINT: repairs not yet started are abandoned, the running one
 //! finishes (a few writes or bpf calls; a systemd `DeviceAllow=` rewrite is
-//! a read, the set and a read back over D-Bus, each with a 5 s deadline,
-//! inside a freeze of the container on cgroup v1), and the agent exits.
+//! a read of the unit, then the set and a read back, inside a freeze of the
+//! container on cgroup v1, each D-Bus call with a 5 s deadline), and the
+//! agent exits.
 //!
 //! The scan, plans, repairs and their verification are
 //! [`runtime_core::engine`]'s, the same two steps `warden check --fix` runs;

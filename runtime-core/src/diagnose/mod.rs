@@ -24,3 +24,4 @@ pub use snapshot::{RequiredDevice, Snapshot, SnapshotError};
 
 pub(crate) use checks::device_access::rw_request;
 pub(crate) use checks::device_rules_latent::unit_view;
+pub use checks::device_rules_latent::UnitUnknown;

@@ -294,9 +294,12 @@ fn cgroups_of(ctx: &Ctx<'_>, pid: i32) -> Option<ContainerCgroups> {
     let entries = ctx.procfs.cgroups(pid).ok()?;
     let mut out = ContainerCgroups::default();
     for e in entries {
+        // A path that climbs (`/../..`, seen from another cgroup namespace)
+        // is refused by `cgroups::paths`, never joined: the cgroups of such a
+        // process are unknown rather than someone else's.
         if e.hierarchy == 0 && e.controllers.iter().all(String::is_empty) {
-            if let Some(v2) = &layout.v2 {
-                out.v2 = Some(v2.mount_point.join(e.path.trim_start_matches('/')));
+            if let Some(dir) = crate::cgroups::paths::v2_dir(layout, &e.path) {
+                out.v2 = Some(dir);
                 if out.path.is_none() || layout.v1.is_empty() {
                     out.path = Some(e.path.clone());
                 }
@@ -304,9 +307,8 @@ fn cgroups_of(ctx: &Ctx<'_>, pid: i32) -> Option<ContainerCgroups> {
             continue;
         }
         for c in &e.controllers {
-            if let Some(m) = layout.v1_mount(c) {
-                out.v1
-                    .insert(c.clone(), m.join(e.path.trim_start_matches('/')));
+            if let Some(dir) = crate::cgroups::paths::v1_dir(layout, c, &e.path) {
+                out.v1.insert(c.clone(), dir);
             }
             if c == "devices" {
                 out.path = Some(e.path.clone());

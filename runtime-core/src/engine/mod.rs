@@ -99,6 +99,9 @@ pub enum AttemptResult {
     Repaired,
     /// Failed to apply, or applied and the check still fails.
     Failed,
+    /// Applied, but the rescan could not make the check (systemd did not
+    /// answer, a cgroup could not be read): unknown, retried after backoff.
+    Unverified,
 }
 
 impl AttemptResult {
@@ -107,6 +110,7 @@ impl AttemptResult {
         match self {
             AttemptResult::Repaired => "repaired",
             AttemptResult::Failed => "failed",
+            AttemptResult::Unverified => "unverified",
         }
     }
 }
@@ -322,6 +326,14 @@ impl Engine {
             };
         }
         let second = self.scan_only(policy);
+        let unverified: std::collections::HashSet<usize> = ran
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let id = report.findings[i].id();
+                !second.findings.iter().any(|g| g.id() == id) && not_evaluated(&second, &id)
+            })
+            .collect();
         let report = verify(report, notes, second);
         let now = Instant::now();
         let attempts = ran
@@ -334,7 +346,11 @@ impl Engine {
                     AttemptResult::Repaired
                 } else {
                     self.backoff.failed(f.id(), now);
-                    AttemptResult::Failed
+                    if unverified.contains(&i) {
+                        AttemptResult::Unverified
+                    } else {
+                        AttemptResult::Failed
+                    }
                 };
                 Attempt {
                     note: f.repair_note.clone().unwrap_or_default(),
@@ -391,7 +407,7 @@ fn apply_one(p: &PlannedRepair, opts: &ScanOptions, systemd: &SystemdSession) ->
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, "repair failed");
+            tracing::warn!(error = %crate::error::chain(&e), "repair failed");
             RepairNote {
                 applied: false,
                 text: format!("repair failed: {}", crate::error::chain(&e)),
@@ -401,13 +417,17 @@ fn apply_one(p: &PlannedRepair, opts: &ScanOptions, systemd: &SystemdSession) ->
 }
 
 /// Whether `scan` could not make the check of `id` (for its container, or
-/// for every container).
+/// for every container), or passed over its container (state caught
+/// half-written, `/proc` unreadable).
 fn not_evaluated(scan: &ScanReport, id: &FindingId) -> bool {
     scan.not_evaluated.contains(&(id.check, None))
-        || id
-            .container
-            .as_ref()
-            .is_some_and(|c| scan.not_evaluated.contains(&(id.check, Some(c.clone()))))
+        || id.container.as_ref().is_some_and(|c| {
+            scan.not_evaluated.contains(&(id.check, Some(c.clone())))
+                || scan
+                    .skipped
+                    .iter()
+                    .any(|s| s.state_dir.file_name().is_some_and(|n| n == c.as_str()))
+        })
 }
 
 /// Fold the repair notes (by finding index of `first`) and a scan made after
@@ -427,7 +447,8 @@ pub fn verify(first: ScanReport, notes: Vec<Option<RepairNote>>, second: ScanRep
                 text,
             }) if !still.contains(&id) && not_evaluated(&second, &id) => {
                 f.repair_note = Some(format!(
-                    "applied ({text}) but not verified: the check could not be made after the repair"
+                    "applied ({text}) but not verified: the check could not be made after the \
+                     repair (systemd or the container's state could not be read, or it exited)"
                 ));
             }
             Some(RepairNote {
@@ -487,8 +508,19 @@ mod tests {
     fn verify_marks_repaired_only_what_the_rescan_could_check_and_no_longer_shows() {
         let broken = |id| finding(CheckId::DeviceAccessBroken, Severity::Error, c(id));
         let latent = |id| finding(CheckId::DeviceRulesLatent, Severity::Error, c(id));
-        let first = scan_with(vec![broken("a"), broken("b"), latent("c"), broken("d")]);
+        let first = scan_with(vec![
+            broken("a"),
+            broken("b"),
+            latent("c"),
+            broken("d"),
+            broken("f"),
+        ]);
         let mut second = scan_with(vec![broken("b"), broken("e")]);
+        // f's state was caught half-written: passed over by the rescan.
+        second.skipped.push(crate::discovery::Skipped {
+            state_dir: "/run/runc/f".into(),
+            reason: "parse /run/runc/f/state.json".into(),
+        });
         // systemd did not answer in the rescan: c's check was not made.
         second
             .not_evaluated
@@ -501,6 +533,7 @@ mod tests {
                 applied: false,
                 text: "repair failed: EPERM".into(),
             }),
+            applied("1 allow write"),
         ];
         let r = verify(first, notes, second);
         let by = |id: &str| {
@@ -526,6 +559,15 @@ mod tests {
         assert!(!by("d").repaired);
         assert_eq!(by("d").repair_note.as_deref(), Some("repair failed: EPERM"));
         assert!(!by("e").repaired, "new in the rescan, added");
-        assert_eq!(r.findings.len(), 5);
+        assert!(
+            !by("f").repaired,
+            "a container the rescan passed over is not verified"
+        );
+        assert!(by("f")
+            .repair_note
+            .as_deref()
+            .unwrap_or("")
+            .contains("not verified"));
+        assert_eq!(r.findings.len(), 6);
     }
 }

@@ -51,9 +51,12 @@ impl SystemdPort for RealSystemd {
 /// Why the session has no client, or a call through it failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SessionError {
-    /// Connecting failed (once per session: not retried), or a call failed.
+    /// Connecting failed (once per session: not retried).
     #[error("systemd unreachable")]
     Unreachable(#[source] Arc<SystemdError>),
+    /// A call failed (the unit does not exist, systemd refused, ...).
+    #[error("systemd call failed")]
+    Call(#[source] Arc<SystemdError>),
     /// A call in this session timed out, so systemd is skipped for the rest
     /// of it (one slow systemd must not cost a timeout per container).
     #[error("systemd skipped for the rest of this session: an earlier call timed out")]
@@ -137,7 +140,26 @@ impl SystemdSession {
                         *t = Some(Arc::clone(&e));
                     }
                 }
-                Err(SessionError::Unreachable(e))
+                Err(SessionError::Call(e))
+            }
+        }
+    }
+
+    /// Record a failed call made outside [`SystemdSession::call`] (a client
+    /// borrowed from [`SystemdSession::client`]): a timeout trips the
+    /// breaker as it would there.
+    pub fn note_failure(&self, e: &SystemdError) {
+        if let SystemdError::Timeout { what, after } = e {
+            let mut t = self
+                .tripped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if t.is_none() {
+                tracing::warn!(error = %e, "systemd timed out: skipped for the rest of this session");
+                *t = Some(Arc::new(SystemdError::Timeout {
+                    what: what.clone(),
+                    after: *after,
+                }));
             }
         }
     }

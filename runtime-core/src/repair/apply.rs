@@ -195,8 +195,12 @@ pub fn apply(
                     let mut then_ids = based_on.clone();
                     now_ids.sort_unstable();
                     then_ids.sort_unstable();
-                    // Detached denying programs are gone on a second apply.
-                    then_ids.retain(|id| now_ids.contains(id) || !detach.contains(id));
+                    // On a second apply the denying programs this plan
+                    // detaches are gone, which is fine once ours holds the
+                    // container; gone without ours, something else changed.
+                    if have_ours {
+                        then_ids.retain(|id| now_ids.contains(id) || !detach.contains(id));
+                    }
                     if now_ids != then_ids {
                         return Err(RepairError::V2Changed {
                             cgroup: cgroup.clone(),
@@ -232,7 +236,9 @@ pub fn apply(
                 freeze,
                 ..
             } => {
-                // The round's one connection (made on first use).
+                // The round's one connection (made on first use); after a
+                // timeout in this round, no further container is frozen for
+                // a systemd that does not answer.
                 let client = systemd
                     .client()
                     .map_err(|source| RepairError::SystemdSession {
@@ -241,14 +247,18 @@ pub fn apply(
                     })?;
                 // Freezes leave markers where the agent looks at start.
                 let markers = opts.state_dir.as_ref().map(|d| d.join("frozen"));
-                match super::systemd_unit::apply_with(
+                let applied = super::systemd_unit::apply_with(
                     client,
                     ports.cgroups.as_ref(),
                     unit,
                     entries,
                     freeze.as_ref(),
                     markers.as_deref(),
-                )? {
+                );
+                if let Err(RepairError::SystemdCall { source, .. }) = &applied {
+                    systemd.note_failure(source);
+                }
+                match applied? {
                     super::systemd_unit::Applied::Changed(s) => out.changed.push(s),
                     super::systemd_unit::Applied::Unchanged(s) => out.unchanged.push(s),
                 }

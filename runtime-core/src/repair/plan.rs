@@ -294,20 +294,27 @@ fn plan_devices(
                             .map_err(|e| PlanError::Program(Arc::new(e)))
                     })?)
                 };
-                let already_attached = match &attach {
-                    None => false,
-                    Some(r) => {
-                        let ours =
-                            bpf::program::build_from_rules(r).map_err(PlanError::Emulator)?;
-                        progs.programs.iter().any(|p| p.insns == ours)
-                    }
-                };
+                let ours = attach
+                    .as_ref()
+                    .map(|r| bpf::program::build_from_rules(r).map_err(PlanError::Emulator))
+                    .transpose()?;
+                let already_attached = ours
+                    .as_ref()
+                    .is_some_and(|o| progs.programs.iter().any(|p| &p.insns == o));
+                // Ours (from a repair cut short) is not part of what it was
+                // built from.
+                let based_on = progs
+                    .programs
+                    .iter()
+                    .filter(|p| ours.as_ref() != Some(&p.insns))
+                    .map(|p| p.id)
+                    .collect();
                 actions.push(RepairAction::V2Replace {
                     cgroup: dir.clone(),
                     attach,
                     detach,
                     already_attached,
-                    based_on: progs.programs.iter().map(|p| p.id).collect(),
+                    based_on,
                 });
             }
         }

@@ -309,18 +309,15 @@ pub(crate) fn plan(
     let view = match &finding.cause {
         Cause::UnitDevices(u) => Some(u.view.clone()),
         _ => {
-            let units = |u: &str| {
-                snapshot
-                    .unit_devices(u)
-                    .map_err(|e| crate::error::chain(&e))
-            };
+            let units = |u: &str| snapshot.unit_devices(u);
             match crate::diagnose::unit_view(c, &units, &host, systemd_version) {
                 Ok(v) => v,
-                Err(()) => {
+                Err(e) => {
                     // The device cgroups can still be repaired now; the unit
                     // is looked at again by the next scan.
                     tracing::warn!(
                         container = %c.id,
+                        error = %crate::error::chain(&e),
                         "systemd unit unreadable: only the device cgroups are repaired this time"
                     );
                     None

@@ -381,6 +381,8 @@ pub struct FakeSystemd {
     pub hang: Mutex<bool>,
     /// How many connections were made.
     pub connections: Mutex<usize>,
+    /// How many times a unit's settings were read.
+    pub reads: Mutex<usize>,
     log: CallLog,
 }
 
@@ -392,6 +394,7 @@ impl Default for FakeSystemd {
             units: Mutex::new(BTreeMap::new()),
             hang: Mutex::new(false),
             connections: Mutex::new(0),
+            reads: Mutex::new(0),
             log: CallLog::default(),
         }
     }
@@ -433,6 +436,7 @@ impl SystemdClient for FakeSystemd {
     }
     fn unit_devices(&self, unit: &str) -> Result<UnitDevices, SystemdError> {
         self.timeout("GetUnit")?;
+        *lock(&self.reads) += 1;
         self.unit(unit).ok_or(SystemdError::Reply {
             method: "GetUnit",
             message: format!("unit {unit} not loaded"),

@@ -33,10 +33,14 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
         return Vec::new();
     }
     let v1_dir = c.cgroups.v1("devices").cloned();
+    // A source that cannot be read leaves the verdict to the canary; with
+    // no canary either, the check is unknown for this container, not clean.
+    let mut unread: Vec<String> = Vec::new();
     let v1 = v1_dir.as_ref().and_then(|d| match snap.read_v1_devices(d) {
         Ok(e) => Some(e),
         Err(e) => {
             tracing::debug!(container = %c.id, error = %e, "v1 devices list unreadable");
+            unread.push(crate::error::chain(&e));
             None
         }
     });
@@ -48,6 +52,7 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::debug!(container = %c.id, error = %e, "v2 device programs unreadable");
+                unread.push(crate::error::chain(&e));
                 None
             }
         });
@@ -85,10 +90,12 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
     dirs.extend(v2_dir.as_deref());
     let canary = &snap.ports().canary;
     let mut canary_error = None;
+    let mut canary_verdict = false;
     if ctx.policy.canary && canary.available() && !dirs.is_empty() {
         let dev_refs: Vec<&Path> = devices.iter().map(|d| d.path.as_path()).collect();
         match canary.probe(&dirs, &dev_refs) {
             Ok(results) => {
+                canary_verdict = true;
                 for (d, r) in devices.iter().zip(results) {
                     if r != CanaryResult::Denied {
                         continue;
@@ -106,6 +113,20 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
             }
             Err(e) => canary_error = Some(e.to_string()),
         }
+    }
+    if !unread.is_empty() && !canary_verdict {
+        ctx.not_evaluated(CheckId::DeviceAccessBroken, Some(&c.id));
+        ctx.unreadable(crate::host::Unreadable {
+            what: format!(
+                "device access of container {} (device-access-broken not fully evaluated)",
+                c.id
+            ),
+            path: None,
+            error: match &canary_error {
+                Some(e) => format!("{}; canary: {e}", unread.join("; ")),
+                None => unread.join("; "),
+            },
+        });
     }
     if refused.is_empty() {
         return Vec::new();

@@ -15,6 +15,7 @@ use crate::devices::expected::expected_rules;
 use crate::devices::host_devices::HostDevices;
 use crate::devices::systemd::UnitDevices;
 use crate::diagnose::cause::{Cause, UnitCause};
+use crate::diagnose::SnapshotError;
 use crate::diagnose::{CheckPolicy, Finding, Severity};
 use crate::discovery::Container;
 use crate::systemd::unit_view::required_devices;
@@ -52,7 +53,13 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     let host = match ctx.snapshot.host_devices() {
         Ok(h) => h,
         Err(e) => {
-            tracing::debug!(error = %e, "host device table unreadable: device-rules-latent skipped");
+            tracing::warn!(error = %crate::error::chain(&e), "host device table unreadable: device-rules-latent not evaluated");
+            ctx.not_evaluated(CheckId::DeviceRulesLatent, None);
+            ctx.unreadable(crate::host::Unreadable {
+                what: "host device table (device-rules-latent not evaluated)".into(),
+                path: None,
+                error: crate::error::chain(&e),
+            });
             return Vec::new();
         }
     };
@@ -60,67 +67,84 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     // facts asked it first, over this same connection; the installed
     // binary's is the fallback).
     let version = ctx.host.systemd.version;
-    let units = |unit: &str| {
-        ctx.snapshot
-            .unit_devices(unit)
-            .map_err(|e| crate::error::chain(&e))
-    };
+    let units = |unit: &str| ctx.snapshot.unit_devices(unit);
     let mut out = Vec::new();
     for c in ctx.containers {
         match container_finding(c, &units, &host, version, ctx.policy) {
             Ok(Some(f)) => out.push(f),
             Ok(None) => {}
-            Err(()) => ctx.not_evaluated(CheckId::DeviceRulesLatent, Some(&c.id)),
+            Err(e) => {
+                ctx.not_evaluated(CheckId::DeviceRulesLatent, Some(&c.id));
+                // After a timeout the scan says once that systemd was
+                // skipped; otherwise each container's reason is named.
+                if session.tripped().is_none() {
+                    ctx.unreadable(crate::host::Unreadable {
+                        what: format!(
+                            "systemd unit of container {} (device-rules-latent not evaluated)",
+                            c.id
+                        ),
+                        path: None,
+                        error: crate::error::chain(&e),
+                    });
+                }
+            }
         }
     }
     out
 }
 
+/// Why a container's unit could not be compared with its rules: the check
+/// is unknown for it, not clean.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UnitUnknown {
+    /// The container's OCI config was not readable at discovery.
+    #[error("the container's OCI config is unreadable")]
+    NoConfig,
+    /// Its OCI device rules are not valid rules.
+    #[error("the container's OCI device rules")]
+    Rules(#[source] crate::devices::oci::OciRuleError),
+    /// systemd did not give the unit's settings (it exited mid-scan, or
+    /// systemd did not answer).
+    #[error(transparent)]
+    Unit(SnapshotError),
+    /// The unit's settings could not be compared with the rules.
+    #[error(transparent)]
+    View(crate::systemd::UnitViewError),
+}
+
 /// `c`'s unit compared with its rules, its settings read through `units`
 /// (the scan's snapshot). `Ok(None)` when the container is not in a unit;
-/// `Err(())` when its unit or config cannot be read now (a container
-/// exiting mid-scan, systemd not answering; logged): the check could not be
-/// made for it.
-#[allow(clippy::result_unit_err)]
+/// an error when its unit or config cannot be read now: the check could not
+/// be made for it.
 pub(crate) fn unit_view(
     c: &Container,
-    units: &dyn Fn(&str) -> Result<UnitDevices, String>,
+    units: &dyn Fn(&str) -> Result<UnitDevices, SnapshotError>,
     host: &HostDevices,
     version: Option<u32>,
-) -> Result<Option<UnitView>, ()> {
+) -> Result<Option<UnitView>, UnitUnknown> {
     if !c.systemd_cgroup {
         return Ok(None);
     }
     let Some(unit) = c.systemd_unit() else {
         return Ok(None);
     };
-    let Some(spec) = c.config.as_deref() else {
-        tracing::debug!(container = %c.id, "OCI config unreadable");
-        return Err(());
-    };
-    let rules = expected_rules(spec).map_err(|e| {
-        tracing::debug!(container = %c.id, error = %e, "OCI device rules unreadable");
-    })?;
-    let current = units(&unit).map_err(|e| {
-        tracing::debug!(container = %c.id, unit, error = %e, "systemd unit unreadable");
-    })?;
+    let spec = c.config.as_deref().ok_or(UnitUnknown::NoConfig)?;
+    let rules = expected_rules(spec).map_err(UnitUnknown::Rules)?;
+    let current = units(&unit).map_err(UnitUnknown::Unit)?;
     UnitView::new(unit, current, rules, host, version)
         .map(Some)
-        .map_err(|e| {
-            tracing::debug!(container = %c.id, error = %crate::error::chain(&e), "systemd unit not comparable");
-        })
+        .map_err(UnitUnknown::View)
 }
 
-/// The finding for one container, if its unit loses anything; `Err(())`
+/// The finding for one container, if its unit loses anything; an error
 /// when it could not be evaluated.
-#[allow(clippy::result_unit_err)]
 pub(super) fn container_finding(
     c: &Container,
-    units: &dyn Fn(&str) -> Result<UnitDevices, String>,
+    units: &dyn Fn(&str) -> Result<UnitDevices, SnapshotError>,
     host: &HostDevices,
     version: Option<u32>,
     policy: &CheckPolicy,
-) -> Result<Option<Finding>, ()> {
+) -> Result<Option<Finding>, UnitUnknown> {
     let Some(view) = unit_view(c, units, host, version)? else {
         return Ok(None);
     };
@@ -156,8 +180,13 @@ mod tests {
     };
 
     /// A reader of units through a session of a fake systemd.
-    fn reader(s: &SystemdSession) -> impl Fn(&str) -> Result<UnitDevices, String> + '_ {
-        |u: &str| s.call(|c| c.unit_devices(u)).map_err(|e| e.to_string())
+    fn reader(s: &SystemdSession) -> impl Fn(&str) -> Result<UnitDevices, SnapshotError> + '_ {
+        |u: &str| {
+            s.call(|c| c.unit_devices(u)).map_err(|e| SnapshotError {
+                what: format!("systemd unit {u}"),
+                source: Arc::new(e),
+            })
+        }
     }
 
     fn session(unit: Option<&[&str]>) -> (SystemdSession, Arc<FakeSystemd>) {
@@ -239,10 +268,10 @@ mod tests {
     fn complete_units_other_containers_and_unreadable_units_give_nothing() {
         let p = CheckPolicy::default();
         let (complete, _) = session(Some(RUNC_1_1_5_SET));
-        assert_eq!(
+        assert!(matches!(
             container_finding(&container(true), &reader(&complete), &host(), Some(252), &p),
             Ok(None)
-        );
+        ));
         // The same unit on a systemd that stats /dev/char paths (none here).
         assert!(matches!(
             container_finding(&container(true), &reader(&complete), &host(), Some(239), &p),
@@ -250,18 +279,18 @@ mod tests {
         ));
         // No systemd driver: not asked.
         let (seed, sd) = session(Some(OLD_SET));
-        assert_eq!(
+        assert!(matches!(
             container_finding(&container(false), &reader(&seed), &host(), Some(252), &p),
             Ok(None)
-        );
+        ));
         assert_eq!(*sd.connections.lock().unwrap(), 0, "systemd not even asked");
         // The unit is gone (container exited mid-scan): not evaluated, not
         // clean.
         let (gone, _) = session(None);
-        assert_eq!(
+        assert!(matches!(
             container_finding(&container(true), &reader(&gone), &host(), Some(252), &p),
-            Err(())
-        );
+            Err(UnitUnknown::Unit(_))
+        ));
     }
 
     #[test]
@@ -281,15 +310,17 @@ mod tests {
         }
         assert_eq!(*sd.connections.lock().unwrap(), 1);
         *sd.hang.lock().unwrap() = true;
-        assert_eq!(
-            container_finding(
-                &container(true),
-                &reader(&s),
-                &host(),
-                Some(252),
-                &CheckPolicy::default()
+        assert!(
+            matches!(
+                container_finding(
+                    &container(true),
+                    &reader(&s),
+                    &host(),
+                    Some(252),
+                    &CheckPolicy::default()
+                ),
+                Err(UnitUnknown::Unit(_))
             ),
-            Err(()),
             "a timeout is no verdict"
         );
         assert!(s.tripped().is_some(), "the breaker trips on a timeout");
@@ -301,7 +332,8 @@ mod tests {
                 &host(),
                 Some(252),
                 &CheckPolicy::default()
-            ) == Err(()),
+            )
+            .is_err(),
             "skipped for the rest of the session"
         );
     }
