@@ -60,6 +60,11 @@ pub struct Skipped {
     pub state_dir: PathBuf,
     /// Why it was left out (exited, half-written state, bundle gone...).
     pub reason: String,
+    /// Whether the container may well still run (its state was caught
+    /// half-written, its bundle or `/proc` entry unreadable): what is known
+    /// of it is unknown this scan. `false` when it exited.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 /// The result of one discovery pass.
@@ -118,11 +123,13 @@ impl Discovery {
         match r {
             Ok(c) => self.containers.push(c),
             Err(e) => {
+                let transient = e.transient();
                 let reason = e.chain();
                 tracing::debug!(state_dir = %state_dir.display(), %reason, "container skipped");
                 self.skipped.push(Skipped {
                     state_dir: state_dir.to_path_buf(),
                     reason,
+                    transient,
                 });
             }
         }

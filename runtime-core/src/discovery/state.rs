@@ -88,6 +88,14 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Whether the container may still run (anything but an exited init).
+    pub fn transient(&self) -> bool {
+        !matches!(
+            self,
+            SkipReason::Zombie { .. } | SkipReason::Recycled { .. } | SkipReason::Gone { .. }
+        )
+    }
+
     /// The reason with its causes, as reports show it.
     pub fn chain(&self) -> String {
         let mut out = self.to_string();

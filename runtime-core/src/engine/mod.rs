@@ -230,24 +230,36 @@ impl Engine {
         if mode != Mode::Report {
             let now = Instant::now();
             for (i, f) in report.findings.iter().enumerate() {
+                // A finding backing off is not even planned in Enforce mode:
+                // planning may ask systemd, and its repair will not run.
+                if mode == Mode::Enforce {
+                    if let Err(n) = self.backoff.ready(&f.id(), now) {
+                        let why =
+                            format!("not retried yet: backing off after {n} failed repair(s)");
+                        notes[i] = Some(RepairNote {
+                            applied: false,
+                            text: why.clone(),
+                        });
+                        plans.push(PlannedRepair {
+                            finding: i,
+                            id: f.id(),
+                            check: f.check,
+                            plan: None,
+                            not_planned: Some(why),
+                        });
+                        continue;
+                    }
+                }
                 let p = plan_one(&report, i, f, policy);
                 if mode == Mode::Enforce {
-                    match (&p.plan, self.backoff.ready(&p.id, now)) {
-                        (None, _) => {
+                    match &p.plan {
+                        None => {
                             notes[i] = Some(RepairNote {
                                 applied: false,
                                 text: p.not_planned.clone().unwrap_or_default(),
                             })
                         }
-                        (Some(_), Ok(())) => runnable.push(plans.len()),
-                        (Some(_), Err(n)) => {
-                            notes[i] = Some(RepairNote {
-                                applied: false,
-                                text: format!(
-                                    "not retried yet: backing off after {n} failed repair(s)"
-                                ),
-                            })
-                        }
+                        Some(_) => runnable.push(plans.len()),
                     }
                 }
                 plans.push(p);
@@ -417,16 +429,17 @@ fn apply_one(p: &PlannedRepair, opts: &ScanOptions, systemd: &SystemdSession) ->
 }
 
 /// Whether `scan` could not make the check of `id` (for its container, or
-/// for every container), or passed over its container (state caught
-/// half-written, `/proc` unreadable).
+/// for every container), or passed over its container while it may still
+/// run (state caught half-written, `/proc` unreadable). A container that
+/// exited is no longer there to have the problem: its finding is gone (a
+/// killed stuck init is repaired that way).
 fn not_evaluated(scan: &ScanReport, id: &FindingId) -> bool {
     scan.not_evaluated.contains(&(id.check, None))
         || id.container.as_ref().is_some_and(|c| {
             scan.not_evaluated.contains(&(id.check, Some(c.clone())))
-                || scan
-                    .skipped
-                    .iter()
-                    .any(|s| s.state_dir.file_name().is_some_and(|n| n == c.as_str()))
+                || scan.skipped.iter().any(|s| {
+                    s.transient && s.state_dir.file_name().is_some_and(|n| n == c.as_str())
+                })
         })
 }
 
@@ -514,12 +527,20 @@ mod tests {
             latent("c"),
             broken("d"),
             broken("f"),
+            broken("g"),
         ]);
         let mut second = scan_with(vec![broken("b"), broken("e")]);
         // f's state was caught half-written: passed over by the rescan.
         second.skipped.push(crate::discovery::Skipped {
             state_dir: "/run/runc/f".into(),
             reason: "parse /run/runc/f/state.json".into(),
+            transient: true,
+        });
+        // g's init was killed (a stuck runtime init): it exited.
+        second.skipped.push(crate::discovery::Skipped {
+            state_dir: "/run/runc/g".into(),
+            reason: "exited (pid 7 is a zombie, not reaped yet)".into(),
+            transient: false,
         });
         // systemd did not answer in the rescan: c's check was not made.
         second
@@ -534,6 +555,7 @@ mod tests {
                 text: "repair failed: EPERM".into(),
             }),
             applied("1 allow write"),
+            applied("killed pid 7"),
         ];
         let r = verify(first, notes, second);
         let by = |id: &str| {
@@ -568,6 +590,7 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("not verified"));
-        assert_eq!(r.findings.len(), 6);
+        assert!(by("g").repaired, "an exited container's problem is gone");
+        assert_eq!(r.findings.len(), 7);
     }
 }

@@ -146,3 +146,91 @@ pub fn scan_with(findings: Vec<Finding>) -> ScanReport {
         snapshot: Snapshot::new(Ports::for_root(root, None), Vec::new()),
     }
 }
+
+/// A tempdir laid out like a host, for scans on fixtures: `/proc` entries,
+/// the cgroup mounts, runtime state and bundles, and device nodes (links to
+/// this machine's, so no root is needed to make them).
+#[derive(Debug)]
+pub struct HostFixture {
+    dir: tempfile::TempDir,
+}
+
+/// A hybrid layout: v1 devices and freezer, v2 at `/sys/fs/cgroup/unified`.
+pub const HYBRID_MOUNTINFO: &str = "\
+32 30 0:28 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+33 30 0:29 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+35 30 0:31 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+impl HostFixture {
+    /// An empty host with the hybrid cgroup layout and kernel 6.1.
+    pub fn hybrid() -> Self {
+        let f = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        f.write("proc/self/mountinfo", HYBRID_MOUNTINFO);
+        f.write("proc/sys/kernel/osrelease", "6.1.0\n");
+        f
+    }
+
+    /// The fixture's root directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The fixture as a host root.
+    pub fn root(&self) -> HostRoot {
+        HostRoot::new(self.dir.path())
+    }
+
+    /// Write `text` at `rel` (a host path without its leading `/`).
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+
+    /// A single-threaded process in `cgroup` (devices, freezer and v2).
+    pub fn process(&self, pid: i32, comm: &str, start: u64, cgroup: &str) {
+        let mut fields: Vec<String> = (3..=52).map(|i| i.to_string()).collect();
+        fields[0] = "S".into();
+        fields[19] = start.to_string();
+        let stat = format!("{pid} ({comm}) {}\n", fields.join(" "));
+        self.write(&format!("proc/{pid}/stat"), &stat);
+        self.write(
+            &format!("proc/{pid}/status"),
+            &format!("Name:\t{comm}\nTgid:\t{pid}\nSeccomp:\t0\n"),
+        );
+        self.write(&format!("proc/{pid}/task/{pid}/stat"), &stat);
+        self.write(&format!("proc/{pid}/wchan"), "do_nanosleep");
+        self.write(
+            &format!("proc/{pid}/cgroup"),
+            &format!("2:freezer:{cgroup}\n1:devices:{cgroup}\n0::{cgroup}\n"),
+        );
+    }
+
+    /// A runc container `id` (cgroupfs driver) whose init is `pid`, in
+    /// cgroup `/warden/<id>`, from `runc spec`'s device rules.
+    pub fn runc_container(&self, id: &str, pid: i32) {
+        let start = 5000 + u64::try_from(pid).unwrap_or(0);
+        self.process(pid, "sh", start, &format!("/warden/{id}"));
+        self.write(
+            &format!("run/runc/{id}/state.json"),
+            &format!(
+                r#"{{"id":"{id}","init_process_pid":{pid},"init_process_start":{start},"created":"2026-01-01T00:00:00Z","config":{{"labels":["bundle=/bundles/{id}"],"cgroups":{{"Systemd":false}}}},"cgroup_paths":{{}}}}"#
+            ),
+        );
+        self.write(
+            &format!("bundles/{id}/config.json"),
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}"#,
+        );
+    }
+
+    /// `path` (`/dev/null`) as a link to this machine's node, so that
+    /// `stat()` under the fixture sees a real device.
+    pub fn device(&self, path: &str) {
+        let p = self.dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        std::os::unix::fs::symlink(path, p).expect("device link");
+    }
+}

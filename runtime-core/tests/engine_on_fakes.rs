@@ -1,0 +1,121 @@
+//! The engine's cycle on a fixture host with fake ports: a broken container
+//! is found, planned, repaired, verified; a repair that fails backs off and
+//! is not planned again until its backoff ends.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use runtime_core::checks::CheckId;
+use runtime_core::diagnose::{CheckPolicy, ScanOptions};
+use runtime_core::engine::{AttemptResult, Engine, Limits, Mode};
+use runtime_core::testing::fakes::{Call, FakePorts};
+use runtime_core::testing::fixtures::HostFixture;
+
+/// The devices list runc gives a container from `runc spec`, without
+/// /dev/null.
+const WITHOUT_NULL: &str =
+    "c 1:5 rwm\nc 1:7 rwm\nc 1:8 rwm\nc 1:9 rwm\nc 5:0 rwm\nc 5:2 rwm\nc 10:200 rwm\nc 136:* rwm\nc *:* m\nb *:* m\n";
+
+fn node() -> (HostFixture, FakePorts, Engine, PathBuf) {
+    let h = HostFixture::hybrid();
+    for d in ["/dev/null", "/dev/zero", "/dev/urandom"] {
+        h.device(d);
+    }
+    h.runc_container("c1", 4100);
+    let fakes = FakePorts::new(h.path());
+    let dir = PathBuf::from("/sys/fs/cgroup/devices/warden/c1");
+    fakes.cgroups.set_list(&dir, WITHOUT_NULL);
+    let engine = Engine::new(ScanOptions {
+        ports: fakes.ports.clone(),
+        state_dir: Some("/run/warden".into()),
+        ..ScanOptions::for_root(h.root())
+    });
+    (h, fakes, engine, dir)
+}
+
+fn policy() -> CheckPolicy {
+    CheckPolicy {
+        required_devices: ["/dev/null", "/dev/zero", "/dev/urandom"]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+        ..CheckPolicy::default()
+    }
+}
+
+#[test]
+fn a_broken_container_is_found_planned_repaired_and_verified() {
+    let (_h, fakes, mut engine, dir) = node();
+    let planned = engine.scan(&policy(), Mode::Enforce);
+    let f = planned
+        .report
+        .findings
+        .iter()
+        .find(|f| f.check == CheckId::DeviceAccessBroken)
+        .expect("the container cannot open /dev/null");
+    assert_eq!(f.message(), "container cannot open /dev/null");
+    assert!(planned.has_work());
+    let round = engine.repair(
+        planned,
+        &policy(),
+        &Limits::default(),
+        &AtomicBool::new(false),
+    );
+    assert_eq!(round.attempts.len(), 1);
+    assert_eq!(round.attempts[0].result, AttemptResult::Repaired);
+    let f = round
+        .report
+        .findings
+        .iter()
+        .find(|f| f.check == CheckId::DeviceAccessBroken)
+        .expect("kept in the report");
+    assert!(f.repaired, "{:?}", f.repair_note);
+    assert_eq!(
+        fakes.log.calls(),
+        vec![Call::V1Write(dir.clone(), "allow c 1:3 rwm".into())]
+    );
+    // The next cycle finds nothing to do.
+    let again = engine.scan(&policy(), Mode::Enforce);
+    assert!(!again.has_work());
+    assert!(again
+        .report
+        .findings
+        .iter()
+        .all(|f| f.check != CheckId::DeviceAccessBroken));
+}
+
+#[test]
+fn a_failing_repair_backs_off_and_is_not_planned_meanwhile() {
+    let (_h, fakes, mut engine, dir) = node();
+    let planned = engine.scan(&policy(), Mode::Enforce);
+    // The list vanishes between the scan and the repair (the cgroup is being
+    // torn down): the repair fails.
+    fakes.cgroups.lists.lock().unwrap().clear();
+    let round = engine.repair(
+        planned,
+        &policy(),
+        &Limits::default(),
+        &AtomicBool::new(false),
+    );
+    assert_eq!(round.attempts[0].result, AttemptResult::Failed);
+    // Broken again on the next scan, but backing off: no plan is made.
+    fakes.cgroups.set_list(&dir, WITHOUT_NULL);
+    let next = engine.scan(&policy(), Mode::Enforce);
+    assert!(!next.has_work(), "backing off");
+    let p = next
+        .plans
+        .iter()
+        .find(|p| p.check == CheckId::DeviceAccessBroken)
+        .expect("considered");
+    assert!(p.plan.is_none(), "{p:?}");
+    assert!(
+        p.not_planned
+            .as_deref()
+            .unwrap_or("")
+            .contains("backing off"),
+        "{p:?}"
+    );
+    // A dry run still shows what would be done.
+    let dry = engine.scan(&policy(), Mode::DryRun);
+    assert!(dry.plans.iter().any(|p| p.plan.is_some()));
+}
