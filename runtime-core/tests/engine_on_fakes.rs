@@ -119,3 +119,62 @@ fn a_failing_repair_backs_off_and_is_not_planned_meanwhile() {
     let dry = engine.scan(&policy(), Mode::DryRun);
     assert!(dry.plans.iter().any(|p| p.plan.is_some()));
 }
+
+#[test]
+fn a_freeze_left_by_a_dead_process_is_thawed_by_the_next_scan() {
+    use runtime_core::cgroups::freezer::FreezeMarker;
+    use runtime_core::cgroups::FreezeTarget;
+    let (h, _fakes, mut engine, _dir) = node();
+    // A `warden check --fix` killed inside its freeze: the cgroup is still
+    // FROZEN and its marker names a process that is gone.
+    let cg = "sys/fs/cgroup/freezer/warden/c1";
+    h.write(&format!("{cg}/freezer.state"), "FROZEN\n");
+    h.write(&format!("{cg}/freezer.self_freezing"), "1\n");
+    h.write(&format!("{cg}/tasks"), "");
+    let marker = FreezeMarker {
+        target: FreezeTarget::V1(h.path().join(cg)),
+        owner_pid: 999_999,
+        owner_start: 1,
+    };
+    h.write(
+        "run/warden/frozen/left.json",
+        &serde_json::to_string(&marker).expect("json"),
+    );
+    engine.scan(&policy(), Mode::Report);
+    let state = std::fs::read_to_string(h.path().join(cg).join("freezer.state")).expect("state");
+    assert_eq!(
+        state.trim(),
+        "THAWED",
+        "thawed by the next scan, not the next agent start"
+    );
+    assert!(!h.path().join("run/warden/frozen/left.json").exists());
+}
+
+#[test]
+fn a_container_that_keeps_breaking_is_repaired_five_times_an_hour_then_reported() {
+    let (_h, fakes, mut engine, dir) = node();
+    for round in 0..5 {
+        let planned = engine.scan(&policy(), Mode::Enforce);
+        assert!(planned.has_work(), "repair {round} runs");
+        let r = engine.repair(
+            planned,
+            &policy(),
+            &Limits::default(),
+            &AtomicBool::new(false),
+        );
+        assert_eq!(r.attempts[0].result, AttemptResult::Repaired);
+        // Something (a runtime, systemd) narrows the list again.
+        fakes.cgroups.set_list(&dir, WITHOUT_NULL);
+    }
+    let sixth = engine.scan(&policy(), Mode::Enforce);
+    assert!(!sixth.has_work(), "the budget is spent: no sixth repair");
+    let round = sixth.into_round();
+    let f = round
+        .report
+        .findings
+        .iter()
+        .find(|f| f.check == CheckId::DeviceAccessBroken)
+        .expect("still reported");
+    let note = f.repair_note.as_deref().unwrap_or("");
+    assert!(note.contains("flapping"), "{note}");
+}

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use runtime_core::cgroups::freezer::{recover_marker, FreezeOptions, FreezeTarget, Recovery};
+use runtime_core::cgroups::freezer::{
+    recover_marker, FreezeOptions, FreezeTarget, OwnMarkers, Recovery,
+};
 use runtime_core::cgroups::{FreezeError, FreezeGuard};
 use runtime_core::procfs::Procfs;
 use runtime_core::testing;
@@ -351,7 +353,7 @@ fn a_marker_survives_a_lost_guard_and_recovery_thaws() {
     assert_eq!(cg.state(), "FROZEN");
     assert!(marker.exists());
 
-    let done = recover_marker(&marker, &Procfs::real()).expect("recover");
+    let done = recover_marker(&marker, &Procfs::real(), OwnMarkers::Thaw).expect("recover");
     assert_eq!(done, Recovery::Thawed(FreezeTarget::V1(cg.dir.clone())));
     assert_eq!(cg.state(), "THAWED");
     assert!(!marker.exists(), "the marker goes once the thaw worked");

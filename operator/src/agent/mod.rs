@@ -61,7 +61,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use prometheus_client::registry::Registry;
-use runtime_core::cgroups::freezer::{recover_marker, Recovery};
+use runtime_core::cgroups::freezer::{sweep_markers, OwnMarkers};
 use runtime_core::diagnose::ScanReport;
 use runtime_core::procfs::Procfs;
 use tokio::net::TcpListener;
@@ -84,8 +84,8 @@ use triggers::{TreeSpec, Triggers};
 /// (runc writes several files, systemd replays a whole device list) makes
 /// one scan.
 const SETTLE: Duration = Duration::from_millis(100);
-/// Keep the starts of two change-triggered scans at least this far apart:
-/// the bound on what a storm of changes can cost.
+/// Keep a change-triggered scan at least this far from the end of the
+/// previous one: the bound on what a storm of changes can cost.
 const MIN_GAP: Duration = Duration::from_millis(500);
 /// How long a stopping agent waits for a running scan or repair.
 const STOP_WAIT: Duration = Duration::from_secs(20);
@@ -157,32 +157,19 @@ fn node_name(args: &AgentArgs) -> Result<String, AgentError> {
     Ok(if host.is_empty() { "localhost" } else { host }.to_owned())
 }
 
-/// Thaw what dead owners (or, with `only_mine`, this process) left frozen,
-/// by their markers in `dir`. Returns how many cgroups were thawed.
+/// When a change-triggered scan may start: after the settle delay, and at
+/// least [`MIN_GAP`] after the previous scan *ended* (counted from its start,
+/// a scan that takes longer than the gap would be followed at once, and a
+/// storm of changes would keep the agent scanning without pause).
+fn change_scan_at(now: Instant, last_end: Instant) -> Instant {
+    (now + SETTLE).max(last_end + MIN_GAP)
+}
+
+/// Thaw what dead owners, and this process (which holds no freeze at its
+/// start and after its last repair), left frozen, by their markers in
+/// `dir`. Returns how many cgroups were thawed.
 pub fn thaw_left_frozen(dir: &Path, procfs: &Procfs) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut thawed = 0;
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        match recover_marker(&p, procfs) {
-            Ok(Recovery::Thawed(t)) => {
-                tracing::warn!(cgroup = %t, marker = %p.display(), "thawed a cgroup left frozen");
-                thawed += 1;
-            }
-            Ok(Recovery::OwnerAlive { pid }) => {
-                tracing::info!(pid, marker = %p.display(), "a live process holds this freeze; left alone");
-            }
-            Err(e) => {
-                tracing::error!(marker = %p.display(), error = %e, "cannot recover a freeze marker")
-            }
-        }
-    }
-    thawed
+    sweep_markers(dir, procfs, OwnMarkers::Thaw)
 }
 
 /// Set `stop` and `abandon` on the first SIGTERM or SIGINT.
@@ -395,7 +382,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
     let mut last_end = Instant::now();
     let mut policy_open = true;
     loop {
-        if let Some(started) = last_start {
+        if last_start.is_some() {
             let next_tick = last_end + args.interval;
             trigger = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
@@ -410,7 +397,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
                 },
             };
             if trigger == Trigger::Change {
-                let not_before = (Instant::now() + SETTLE).max(started + MIN_GAP);
+                let not_before = change_scan_at(Instant::now(), last_end);
                 tokio::select! {
                     _ = stop.wait_for(|s| *s) => break,
                     () = tokio::time::sleep_until(not_before.into()) => {}

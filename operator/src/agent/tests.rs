@@ -525,3 +525,19 @@ async fn policies_selecting_this_node_are_merged() {
     task.abort();
     drop(held);
 }
+
+#[test]
+fn a_change_scan_waits_the_gap_after_the_previous_scan_ended() {
+    use std::time::{Duration, Instant};
+    let now = Instant::now();
+    // A scan that took 2 s and ended just now: the next one waits the gap
+    // from its end, not from its start (which is long past).
+    let at = super::change_scan_at(now, now);
+    assert!(at >= now + Duration::from_millis(500), "{:?}", at - now);
+    // Long after the last scan, only the settle delay applies.
+    let at = super::change_scan_at(now + Duration::from_secs(10), now);
+    assert_eq!(
+        at,
+        now + Duration::from_secs(10) + Duration::from_millis(100)
+    );
+}

@@ -509,6 +509,41 @@ fn write_marker(path: &Path, target: &FreezeTarget, procfs: &Procfs) -> Result<(
     Ok(())
 }
 
+/// Recover every marker (`*.json`) in `dir`: thaw what dead owners left
+/// frozen and drop markers of deleted cgroups (see [`recover_marker`]).
+/// Returns how many cgroups were thawed. Run at every scan (with
+/// [`OwnMarkers::Keep`]), so a `warden check --fix` killed mid-freeze is
+/// thawed by the next scan of any Warden on the node, not only at an
+/// agent's restart.
+pub fn sweep_markers(dir: &Path, procfs: &Procfs, own: OwnMarkers) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut thawed = 0;
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        match recover_marker(&p, procfs, own) {
+            Ok(Recovery::Thawed(t)) => {
+                tracing::warn!(cgroup = %t, marker = %p.display(), "thawed a cgroup left frozen");
+                thawed += 1;
+            }
+            Ok(Recovery::CgroupGone(t)) => {
+                tracing::info!(cgroup = %t, marker = %p.display(), "removed the marker of a deleted cgroup");
+            }
+            Ok(Recovery::OwnerAlive { pid }) => {
+                tracing::debug!(pid, marker = %p.display(), "a live process holds this freeze; left alone");
+            }
+            Err(e) => {
+                tracing::error!(marker = %p.display(), error = %crate::error::chain(&e), "cannot recover a freeze marker")
+            }
+        }
+    }
+    thawed
+}
+
 /// What [`recover_marker`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovery {
@@ -520,24 +555,51 @@ pub enum Recovery {
         /// The owner's pid.
         pid: i32,
     },
+    /// The owner is gone and so is the cgroup (the container was deleted):
+    /// nothing to thaw; the marker was removed.
+    CgroupGone(FreezeTarget),
 }
 
-/// Thaw the cgroup a marker names when the process that froze it is dead (or
-/// is the calling process, which then knows it holds no guard for it), and
-/// remove the marker. The agent runs this over its marker directory at start.
-pub fn recover_marker(marker: &Path, procfs: &Procfs) -> Result<Recovery, FreezeError> {
+/// Whose markers a recovery may act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnMarkers {
+    /// This process's markers are its own live freezes: leave them (a scan
+    /// while a repair of this process may hold a freeze).
+    Keep,
+    /// This process holds no freeze now (it is starting, or stopping after
+    /// its repairs ended): its markers are leftovers, thaw them.
+    Thaw,
+}
+
+/// Thaw the cgroup a marker names when the process that froze it is dead (or,
+/// with [`OwnMarkers::Thaw`], is the calling process, which then knows it
+/// holds no guard for it), and remove the marker; a marker whose cgroup is
+/// gone is just removed. Run over the marker directory at every scan and at
+/// the agent's start and stop.
+pub fn recover_marker(
+    marker: &Path,
+    procfs: &Procfs,
+    own: OwnMarkers,
+) -> Result<Recovery, FreezeError> {
     let text = fs::read_to_string(marker).with_path("read", marker)?;
     let m: FreezeMarker = serde_json::from_str(&text).map_err(|e| FreezeError::Marker {
         marker: marker.to_path_buf(),
         reason: format!("unreadable marker: {e}"),
     })?;
     let me = std::process::id() as i32;
-    let owner_alive = m.owner_pid != me
-        && procfs
+    let owner_alive = if m.owner_pid == me {
+        own == OwnMarkers::Keep
+    } else {
+        procfs
             .start_time(m.owner_pid)
-            .is_ok_and(|s| s == m.owner_start);
+            .is_ok_and(|s| s == m.owner_start)
+    };
     if owner_alive {
         return Ok(Recovery::OwnerAlive { pid: m.owner_pid });
+    }
+    if !m.target.dir().exists() {
+        fs::remove_file(marker).with_path("remove", marker)?;
+        return Ok(Recovery::CgroupGone(m.target));
     }
     // A guard that owns the freeze, with the marker attached: thawing it
     // through the usual path removes the marker only once the thaw worked.
@@ -706,17 +768,58 @@ mod tests {
         // pid 1 is alive with this start time: hands off.
         write(1, procfs.start_time(1).expect("init start"));
         assert_eq!(
-            recover_marker(&marker, &procfs).expect("recover"),
+            recover_marker(&marker, &procfs, OwnMarkers::Keep).expect("recover"),
             Recovery::OwnerAlive { pid: 1 }
         );
         assert_eq!(read(&d.path().join("freezer.state")), "FROZEN");
         // pid 1 with another start time: a reused pid, so the owner is dead.
         write(1, 1);
         assert!(matches!(
-            recover_marker(&marker, &procfs).expect("recover"),
+            recover_marker(&marker, &procfs, OwnMarkers::Keep).expect("recover"),
             Recovery::Thawed(_)
         ));
         assert_eq!(read(&d.path().join("freezer.state")), "THAWED");
         assert!(!marker.exists());
+    }
+
+    #[test]
+    fn this_process_keeps_its_live_freezes_during_scans_and_thaws_leftovers_at_start() {
+        let d = fake_v1("FROZEN\n", "1\n");
+        let m = tempfile::tempdir().expect("tempdir");
+        let marker = m.path().join("mine.json");
+        let procfs = Procfs::real();
+        let me = std::process::id() as i32;
+        let rec = FreezeMarker {
+            target: FreezeTarget::V1(d.path().into()),
+            owner_pid: me,
+            owner_start: procfs.start_time(me).expect("own start"),
+        };
+        fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("write");
+        assert_eq!(
+            sweep_markers(m.path(), &procfs, OwnMarkers::Keep),
+            0,
+            "a scan never thaws a freeze this process may hold"
+        );
+        assert_eq!(read(&d.path().join("freezer.state")), "FROZEN");
+        assert_eq!(sweep_markers(m.path(), &procfs, OwnMarkers::Thaw), 1);
+        assert_eq!(read(&d.path().join("freezer.state")), "THAWED");
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn the_marker_of_a_deleted_cgroup_is_removed() {
+        let m = tempfile::tempdir().expect("tempdir");
+        let marker = m.path().join("gone.json");
+        let rec = FreezeMarker {
+            target: FreezeTarget::V1(m.path().join("no-such-cgroup")),
+            owner_pid: 1,
+            owner_start: 1,
+        };
+        fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("write");
+        assert!(matches!(
+            recover_marker(&marker, &Procfs::real(), OwnMarkers::Keep).expect("recover"),
+            Recovery::CgroupGone(_)
+        ));
+        assert!(!marker.exists(), "not left to fail at every sweep");
     }
 }

@@ -20,6 +20,7 @@
 //! `<state-dir>/frozen/`.
 
 mod backoff;
+mod budget;
 mod describe;
 mod workers;
 
@@ -29,6 +30,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use backoff::{Backoff, BACKOFF_BASE, BACKOFF_MAX};
+pub use budget::{RepairBudget, BUDGET_REPAIRS, BUDGET_WINDOW};
 pub use describe::describe;
 pub use workers::run_groups;
 
@@ -186,6 +188,7 @@ fn annotate(mut report: ScanReport, notes: Vec<Option<RepairNote>>) -> ScanRepor
 pub struct Engine {
     opts: ScanOptions,
     backoff: Backoff,
+    budget: RepairBudget,
 }
 
 impl Engine {
@@ -194,6 +197,7 @@ impl Engine {
         Self {
             opts,
             backoff: Backoff::default(),
+            budget: RepairBudget::default(),
         }
     }
 
@@ -202,8 +206,18 @@ impl Engine {
         &self.opts
     }
 
-    /// Scan the node, noting what a non-root run cannot see.
+    /// Scan the node, noting what a non-root run cannot see. Freezes that
+    /// a dead process left behind (a `warden check --fix` killed mid-repair)
+    /// are thawed first, whoever left them.
     fn scan_only(&self, policy: &CheckPolicy) -> ScanReport {
+        if let Some(dir) = &self.opts.state_dir {
+            let markers = self.opts.root().join(dir.join("frozen"));
+            crate::cgroups::freezer::sweep_markers(
+                &markers,
+                &self.opts.ports.procfs,
+                crate::cgroups::freezer::OwnMarkers::Keep,
+            );
+        }
         let mut report = diagnose::scan(&self.opts, policy);
         if self.opts.root().is_real() && !crate::host::running_as_root() {
             report.host.unreadable.push(crate::host::Unreadable {
@@ -224,18 +238,32 @@ impl Engine {
         // not be made this time is not gone.
         self.backoff
             .retain(|k| report.findings.iter().any(|f| &f.id() == k) || not_evaluated(&report, k));
+        self.budget
+            .retain(|c| report.discovered.iter().any(|d| d.id == c));
         let mut notes = vec![None; report.findings.len()];
         let mut plans = Vec::new();
         let mut runnable = Vec::new();
         if mode != Mode::Report {
             let now = Instant::now();
             for (i, f) in report.findings.iter().enumerate() {
-                // A finding backing off is not even planned in Enforce mode:
+                // A finding backing off, or of a container whose repair
+                // budget is spent, is not even planned in Enforce mode:
                 // planning may ask systemd, and its repair will not run.
                 if mode == Mode::Enforce {
-                    if let Err(n) = self.backoff.ready(&f.id(), now) {
-                        let why =
-                            format!("not retried yet: backing off after {n} failed repair(s)");
+                    let held = match (self.backoff.ready(&f.id(), now), &f.container) {
+                        (Err(n), _) => Some(format!(
+                            "not retried yet: backing off after {n} failed repair(s)"
+                        )),
+                        (Ok(()), Some(c)) => self.budget.ready(&c.id, now).err().map(|n| {
+                            format!(
+                                "flapping: repaired {n} times in the last hour, and something \
+                                 keeps undoing it; not repaired again until the hour has passed \
+                                 (find what rewrites the container's device rules)"
+                            )
+                        }),
+                        (Ok(()), None) => None,
+                    };
+                    if let Some(why) = held {
                         notes[i] = Some(RepairNote {
                             applied: false,
                             text: why.clone(),
@@ -348,6 +376,16 @@ impl Engine {
             .collect();
         let report = verify(report, notes, second);
         let now = Instant::now();
+        for &i in &ran {
+            // An applied repair spends the container's budget, verified or
+            // not: each may have frozen it.
+            if let (Some(c), Some(true)) = (
+                &report.findings[i].container,
+                applied_at(&report.findings[i]),
+            ) {
+                self.budget.spend(&c.id, now);
+            }
+        }
         let attempts = ran
             .into_iter()
             .map(|i| {
@@ -378,6 +416,13 @@ impl Engine {
             abandoned,
         }
     }
+}
+
+/// Whether the finding's repair was applied (from its note, which `verify`
+/// wrote): `None` without a note.
+fn applied_at(f: &Finding) -> Option<bool> {
+    let n = f.repair_note.as_deref()?;
+    Some(f.repaired || n.starts_with("applied"))
 }
 
 fn plan_one(report: &ScanReport, i: usize, f: &Finding, policy: &CheckPolicy) -> PlannedRepair {
