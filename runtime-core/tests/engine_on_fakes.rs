@@ -178,3 +178,49 @@ fn a_container_that_keeps_breaking_is_repaired_five_times_an_hour_then_reported(
     let note = f.repair_note.as_deref().unwrap_or("");
     assert!(note.contains("flapping"), "{note}");
 }
+
+#[test]
+fn repairs_wait_for_another_warden_repairing_on_the_node() {
+    use nix::fcntl::{Flock, FlockArg};
+    let (h, fakes, mut engine, _dir) = node();
+    std::fs::create_dir_all(h.path().join("run/warden")).expect("mkdir");
+    let held = Flock::lock(
+        std::fs::File::create(h.path().join("run/warden/repair.lock")).expect("lock file"),
+        FlockArg::LockExclusive,
+    )
+    .expect("the other Warden holds the lock");
+    let limits = Limits {
+        lock_wait: std::time::Duration::from_millis(100),
+        ..Limits::default()
+    };
+    let planned = engine.scan(&policy(), Mode::Enforce);
+    let r = engine.repair(planned, &policy(), &limits, &AtomicBool::new(false));
+    assert!(
+        r.attempts.is_empty(),
+        "nothing repaired while the lock is held"
+    );
+    assert_eq!(r.abandoned, 1);
+    assert!(fakes.log.calls().is_empty(), "nothing written");
+    let f = r
+        .report
+        .findings
+        .iter()
+        .find(|f| f.check == CheckId::DeviceAccessBroken)
+        .expect("reported");
+    assert!(
+        f.repair_note
+            .as_deref()
+            .unwrap_or("")
+            .contains("another Warden"),
+        "{:?}",
+        f.repair_note
+    );
+    drop(held);
+    let planned = engine.scan(&policy(), Mode::Enforce);
+    let r = engine.repair(planned, &policy(), &limits, &AtomicBool::new(false));
+    assert_eq!(
+        r.attempts[0].result,
+        AttemptResult::Repaired,
+        "once it is free"
+    );
+}

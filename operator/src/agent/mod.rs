@@ -61,7 +61,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use prometheus_client::registry::Registry;
-use runtime_core::cgroups::freezer::{sweep_markers, OwnMarkers};
+use runtime_core::cgroups::freezer::{sweep_markers, OwnMarkers, Recovery};
 use runtime_core::diagnose::ScanReport;
 use runtime_core::procfs::Procfs;
 use tokio::net::TcpListener;
@@ -167,9 +167,28 @@ fn change_scan_at(now: Instant, last_end: Instant) -> Instant {
 
 /// Thaw what dead owners, and this process (which holds no freeze at its
 /// start and after its last repair), left frozen, by their markers in
-/// `dir`. Returns how many cgroups were thawed.
+/// `dir`; logged under the agent's own target. Returns how many cgroups
+/// were thawed.
 pub fn thaw_left_frozen(dir: &Path, procfs: &Procfs) -> usize {
-    sweep_markers(dir, procfs, OwnMarkers::Thaw)
+    let mut thawed = 0;
+    for (p, r) in sweep_markers(dir, procfs, OwnMarkers::Thaw) {
+        match r {
+            Ok(Recovery::Thawed(t)) => {
+                tracing::warn!(cgroup = %t, marker = %p.display(), "thawed a cgroup left frozen");
+                thawed += 1;
+            }
+            Ok(Recovery::CgroupGone(t)) => {
+                tracing::info!(cgroup = %t, marker = %p.display(), "removed the marker of a deleted cgroup");
+            }
+            Ok(Recovery::OwnerAlive { pid }) => {
+                tracing::info!(pid, marker = %p.display(), "a live process holds this freeze; left alone");
+            }
+            Err(e) => {
+                tracing::error!(marker = %p.display(), error = %Chain(&e), "cannot recover a freeze marker")
+            }
+        }
+    }
+    thawed
 }
 
 /// Set `stop` and `abandon` on the first SIGTERM or SIGINT.
@@ -435,6 +454,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
             let repair_policy = policy.clone();
             let limits = Limits {
                 max_concurrent: repair_policy.max_concurrent_repairs,
+                ..Limits::default()
             };
             let work = on_engine(&engine, move |e| {
                 e.repair(planned, &repair_policy.check, &limits, &flag)

@@ -511,21 +511,36 @@ fn write_marker(path: &Path, target: &FreezeTarget, procfs: &Procfs) -> Result<(
 
 /// Recover every marker (`*.json`) in `dir`: thaw what dead owners left
 /// frozen and drop markers of deleted cgroups (see [`recover_marker`]).
-/// Returns how many cgroups were thawed. Run at every scan (with
-/// [`OwnMarkers::Keep`]), so a `warden check --fix` killed mid-freeze is
-/// thawed by the next scan of any Warden on the node, not only at an
-/// agent's restart.
-pub fn sweep_markers(dir: &Path, procfs: &Procfs, own: OwnMarkers) -> usize {
+/// Returns each marker with what was done, for the caller to log. Run at
+/// every scan (with [`OwnMarkers::Keep`]), so a `warden check --fix` killed
+/// mid-freeze is thawed by the next scan of any Warden on the node, not only
+/// at an agent's restart.
+pub fn sweep_markers(
+    dir: &Path,
+    procfs: &Procfs,
+    own: OwnMarkers,
+) -> Vec<(PathBuf, Result<Recovery, FreezeError>)> {
     let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
+        return Vec::new();
     };
-    let mut thawed = 0;
+    let mut out = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        match recover_marker(&p, procfs, own) {
+        let r = recover_marker(&p, procfs, own);
+        out.push((p, r));
+    }
+    out
+}
+
+/// Log what [`sweep_markers`] did (a thaw is a warning: something died
+/// holding a freeze). Returns how many cgroups were thawed.
+pub fn log_sweep(results: &[(PathBuf, Result<Recovery, FreezeError>)]) -> usize {
+    let mut thawed = 0;
+    for (p, r) in results {
+        match r {
             Ok(Recovery::Thawed(t)) => {
                 tracing::warn!(cgroup = %t, marker = %p.display(), "thawed a cgroup left frozen");
                 thawed += 1;
@@ -537,7 +552,7 @@ pub fn sweep_markers(dir: &Path, procfs: &Procfs, own: OwnMarkers) -> usize {
                 tracing::debug!(pid, marker = %p.display(), "a live process holds this freeze; left alone");
             }
             Err(e) => {
-                tracing::error!(marker = %p.display(), error = %crate::error::chain(&e), "cannot recover a freeze marker")
+                tracing::error!(marker = %p.display(), error = %crate::error::chain(e), "cannot recover a freeze marker")
             }
         }
     }
@@ -796,12 +811,15 @@ mod tests {
         };
         fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("write");
         assert_eq!(
-            sweep_markers(m.path(), &procfs, OwnMarkers::Keep),
+            log_sweep(&sweep_markers(m.path(), &procfs, OwnMarkers::Keep)),
             0,
             "a scan never thaws a freeze this process may hold"
         );
         assert_eq!(read(&d.path().join("freezer.state")), "FROZEN");
-        assert_eq!(sweep_markers(m.path(), &procfs, OwnMarkers::Thaw), 1);
+        assert_eq!(
+            log_sweep(&sweep_markers(m.path(), &procfs, OwnMarkers::Thaw)),
+            1
+        );
         assert_eq!(read(&d.path().join("freezer.state")), "THAWED");
         assert!(!marker.exists());
     }

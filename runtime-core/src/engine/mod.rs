@@ -53,16 +53,62 @@ pub enum Mode {
     Enforce,
 }
 
-/// How many repairs may run at once.
+/// How many repairs may run at once, and how long to wait for another
+/// Warden's repairs on the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// At most this many repairs at the same time (at least 1).
     pub max_concurrent: usize,
+    /// How long a repair round waits for the node's repair lock (held by
+    /// the agent or a `warden check --fix` repairing now).
+    pub lock_wait: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_concurrent: 1 }
+        Self {
+            max_concurrent: 1,
+            lock_wait: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The node-wide repair lock, `<state-dir>/repair.lock` (flock): the agent
+/// and a `warden check --fix` on the same host never repair at once (two
+/// repairs of one container could freeze it twice, or thaw each other's
+/// freeze). Released when dropped. `Ok(None)` without a state directory.
+fn repair_lock(
+    opts: &ScanOptions,
+    wait: std::time::Duration,
+) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, String> {
+    use nix::fcntl::{Flock, FlockArg};
+    let Some(dir) = &opts.state_dir else {
+        return Ok(None);
+    };
+    let dir = opts.root().join(dir);
+    let path = dir.join("repair.lock");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("open {}: {e}", path.display()))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(Some(l)),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(format!(
+                    "another Warden is repairing on this node ({} is held): not repaired this time",
+                    path.display()
+                ))
+            }
+            Err((_, e)) => return Err(format!("lock {}: {e}", path.display())),
+        }
     }
 }
 
@@ -212,11 +258,11 @@ impl Engine {
     fn scan_only(&self, policy: &CheckPolicy) -> ScanReport {
         if let Some(dir) = &self.opts.state_dir {
             let markers = self.opts.root().join(dir.join("frozen"));
-            crate::cgroups::freezer::sweep_markers(
+            crate::cgroups::freezer::log_sweep(&crate::cgroups::freezer::sweep_markers(
                 &markers,
                 &self.opts.ports.procfs,
                 crate::cgroups::freezer::OwnMarkers::Keep,
-            );
+            ));
         }
         let mut report = diagnose::scan(&self.opts, policy);
         if self.opts.root().is_real() && !crate::host::running_as_root() {
@@ -326,6 +372,25 @@ impl Engine {
                 None => groups.push((c, vec![j])),
             }
         }
+        let _lock = match repair_lock(&self.opts, limits.lock_wait) {
+            Ok(l) => l,
+            Err(why) => {
+                tracing::warn!(reason = %why, "repairs not run");
+                let abandoned = runnable.len();
+                for &j in &runnable {
+                    notes[plans[j].finding] = Some(RepairNote {
+                        applied: false,
+                        text: why.clone(),
+                    });
+                }
+                return Round {
+                    report: annotate(report, notes),
+                    plans,
+                    attempts: Vec::new(),
+                    abandoned,
+                };
+            }
+        };
         let opts = &self.opts;
         // One systemd connection for the round, shared by its workers.
         let systemd = SystemdSession::new(opts.ports.systemd.clone());

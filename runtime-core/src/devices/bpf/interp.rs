@@ -83,6 +83,15 @@ pub enum InterpError {
     /// instruction, jump out of range, unknown opcode).
     #[error("device program rejected by the interpreter: {0}")]
     Rejected(#[source] std::io::Error),
+    /// The program jumps backwards at instruction `at`: it could loop, and
+    /// the interpreter has no step budget of its own. Device programs that
+    /// runtimes and systemd attach never do; only forward jumps are
+    /// evaluated, which bounds a run by the program's length.
+    #[error("device program has a backward jump at instruction {at}: not evaluated")]
+    BackwardJump {
+        /// The instruction's index.
+        at: usize,
+    },
     /// Execution failed (out-of-bounds context access, helper call).
     #[error("device program failed on {request}: {source}")]
     Execution {
@@ -104,6 +113,12 @@ impl Evaluator {
     /// Prepare `insns` for evaluation, rejecting programs the interpreter
     /// cannot run.
     pub fn new(insns: &[Insn]) -> Result<Self, InterpError> {
+        // The step budget: with forward jumps only, no run is longer than
+        // the program (a program read from the kernel could be anything a
+        // root process attached).
+        if let Some(at) = insns.iter().position(|i| i.is_jump() && i.off < 0) {
+            return Err(InterpError::BackwardJump { at });
+        }
         let bytes = encode(insns);
         rbpf::EbpfVmRaw::new(Some(&bytes)).map_err(InterpError::Rejected)?;
         Ok(Self { bytes })
@@ -131,4 +146,26 @@ impl Evaluator {
 /// One-shot: whether `insns` allows `req`.
 pub fn allows(insns: &[Insn], req: &DeviceAccess) -> Result<bool, InterpError> {
     Evaluator::new(insns)?.allows(req)
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use crate::devices::bpf::Reg;
+
+    #[test]
+    fn a_program_that_loops_is_refused_not_run_forever() {
+        let looping = vec![Insn::mov64_imm(Reg::R0, 1), Insn::ja(-1), Insn::exit()];
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = Evaluator::new(&looping)
+                .and_then(|e| e.allows(&DeviceAccess::char(1, 3, crate::devices::Access::READ)));
+            let _ = tx.send(r);
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+            Ok(Err(InterpError::BackwardJump { at: 1 })) => {}
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => panic!("the interpreter did not stop"),
+        }
+    }
 }
