@@ -68,3 +68,68 @@ fn canary_joins_v2_too_and_reports_a_failed_join() {
     let err = probe(&[missing], &[Path::new("/dev/null")]).expect_err("join must fail");
     assert!(err.to_string().contains("could not join"), "{err}");
 }
+
+#[test]
+fn canary_sees_v2_program_denies() {
+    use runtime_core::devices::bpf::{kernel, program};
+    use runtime_core::devices::v1::lines::parse_write;
+    use std::os::fd::AsFd;
+    let t = "canary_v2_program";
+    if !testing::require_root(t)
+        || !testing::require_path(t, Path::new("/sys/fs/cgroup/unified/cgroup.procs"))
+    {
+        return;
+    }
+    let v2 = mk("/sys/fs/cgroup/unified", "v2prog");
+    // A program that allows every character device but /dev/null.
+    let rules: Vec<_> = ["allow c 1:5 rwm", "allow c 1:9 rwm", "allow c 5:0 rwm"]
+        .iter()
+        .map(|w| parse_write(w).expect("rule"))
+        .collect();
+    let insns = program::build_from_rules(&rules).expect("program");
+    let prog = kernel::load_device_program(&insns).expect("load");
+    let cg = kernel::open_cgroup(&v2.dir).expect("open cgroup");
+    kernel::attach_multi(cg.as_fd(), prog.as_fd()).expect("attach");
+    let r = probe(
+        &[&v2.dir],
+        &[Path::new("/dev/null"), Path::new("/dev/zero")],
+    )
+    .expect("canary runs");
+    assert_eq!(r[0], CanaryResult::Denied, "the program denies /dev/null");
+    assert_eq!(r[1], CanaryResult::Allowed(None), "and allows /dev/zero");
+    kernel::detach(cg.as_fd(), prog.as_fd()).expect("detach");
+}
+
+#[test]
+fn the_canary_never_opens_the_device() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let t = "canary_no_open";
+    if !testing::require_root(t)
+        || !testing::require_path(t, Path::new("/sys/fs/cgroup/devices/devices.list"))
+    {
+        return;
+    }
+    let cg = mk("/sys/fs/cgroup/devices", "noopen");
+    // A node of its own (the zero device, 1:5), so that nothing else opens
+    // it meanwhile. An open is what arms a watchdog or toggles a serial
+    // line; inotify sees every open.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = dir.path().join("zero");
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 5),
+    )
+    .expect("mknod");
+    let ino = Inotify::init(InitFlags::IN_NONBLOCK).expect("inotify");
+    ino.add_watch(&node, AddWatchFlags::IN_OPEN)
+        .expect("watch the node");
+    let r = probe(&[&cg.dir], &[&node]).expect("canary runs");
+    assert_eq!(r[0], CanaryResult::Allowed(None));
+    let events = ino.read_events().unwrap_or_default();
+    assert!(
+        events.is_empty(),
+        "the canary opened the device: {events:?}"
+    );
+}

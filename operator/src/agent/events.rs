@@ -260,6 +260,53 @@ impl EventSink {
     }
 }
 
+/// Events on their way to the API server: a bounded queue drained by a task
+/// of its own, each call under a deadline, so that a hung or half-open API
+/// connection (kube's client has no read timeout) never holds up a scan or a
+/// repair. When the queue is full, new events are dropped with a warning:
+/// an Event is best effort, a repair is not.
+#[derive(Debug, Clone)]
+pub struct EventQueue {
+    tx: tokio::sync::mpsc::Sender<Vec<NodeEvent>>,
+}
+
+/// Batches of events the queue holds before it drops new ones.
+pub const EVENT_QUEUE: usize = 64;
+/// The deadline of one event write.
+pub const EVENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl EventQueue {
+    /// Start the task that records through `sink`, `per_call` at most per
+    /// event, holding at most `capacity` batches.
+    pub fn spawn(sink: EventSink, capacity: usize, per_call: std::time::Duration) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<NodeEvent>>(capacity.max(1));
+        tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                for e in batch {
+                    let one = std::slice::from_ref(&e);
+                    if tokio::time::timeout(per_call, sink.publish(one))
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!(reason = e.reason, after = ?per_call, "event not recorded: the API server did not answer in time");
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Queue `events`; never waits.
+    pub fn send(&self, events: &[NodeEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tx.try_send(events.to_vec()) {
+            tracing::warn!(dropped = events.len(), reason = %e, "events dropped: the API server is not keeping up");
+        }
+    }
+}
+
 /// Log `events` (standalone mode has no API server to record them).
 pub fn log(events: &[NodeEvent]) {
     for e in events {

@@ -73,7 +73,7 @@ use crate::policy_file::{self, PolicyFileError};
 
 pub use config::AgentArgs;
 use config::{AgentPolicy, MetricsAddr};
-use events::{EventSink, NodeEvent, Seen};
+use events::{EventQueue, EventSink, NodeEvent, Seen, EVENT_QUEUE, EVENT_TIMEOUT};
 use metrics::{Metrics, Trigger};
 use report::{Gate, ReportGate};
 use runtime_core::engine::{Engine, Limits, Mode};
@@ -212,7 +212,7 @@ struct Sinks {
     node_name: String,
     file: Option<(PathBuf, ReportGate)>,
     api: Option<watch::Sender<Option<NodeRuntimeReportSpec>>>,
-    events: Option<EventSink>,
+    events: Option<EventQueue>,
     health: Arc<Health>,
     last_summary: Option<warden_api::report::ReportSummary>,
 }
@@ -250,9 +250,10 @@ impl Sinks {
         }
     }
 
-    async fn events(&self, events: &[NodeEvent]) {
+    /// Queue (or, standalone, log) events; never waits on the API server.
+    fn events(&self, events: &[NodeEvent]) {
         match &self.events {
-            Some(sink) => sink.publish(events).await,
+            Some(queue) => queue.send(events),
             None => events::log(events),
         }
     }
@@ -357,16 +358,20 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
             move || ready.set_ready(),
         ));
         sinks.api = Some(spec_tx);
-        sinks.events = Some(EventSink::new(
-            ::kube::runtime::events::Recorder::new(
-                client,
-                ::kube::runtime::events::Reporter {
-                    controller: report::FIELD_MANAGER.into(),
-                    instance: Some(node_name.clone()),
-                },
+        sinks.events = Some(EventQueue::spawn(
+            EventSink::new(
+                ::kube::runtime::events::Recorder::new(
+                    client,
+                    ::kube::runtime::events::Reporter {
+                        controller: report::FIELD_MANAGER.into(),
+                        instance: Some(node_name.clone()),
+                    },
+                ),
+                node_rx,
+                pods,
             ),
-            node_rx,
-            pods,
+            EVENT_QUEUE,
+            EVENT_TIMEOUT,
         ));
         tracing::info!(node = %node_name, "following RuntimePolicies; built-in defaults (Audit) until they are listed");
     }
@@ -449,7 +454,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
             // The finding is reported before the repair, which may take a
             // moment and is reported again after the rescan.
             sinks.report(&planned.report);
-            sinks.events(&found).await;
+            sinks.events(&found);
             let flag = Arc::clone(&abandon);
             let repair_policy = policy.clone();
             let limits = Limits {
@@ -485,12 +490,10 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
                 t.update(&round.report);
             }
             sinks.report(&round.report);
-            sinks
-                .events(&events::repaired(&round.attempts, &round.report))
-                .await;
+            sinks.events(&events::repaired(&round.attempts, &round.report));
         } else {
             sinks.report(&planned.into_round().report);
-            sinks.events(&found).await;
+            sinks.events(&found);
         }
         health.progress();
         last_end = Instant::now();

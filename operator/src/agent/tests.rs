@@ -541,3 +541,48 @@ fn a_change_scan_waits_the_gap_after_the_previous_scan_ended() {
         now + Duration::from_secs(10) + Duration::from_millis(100)
     );
 }
+
+#[tokio::test]
+async fn a_hung_api_server_never_holds_the_loop_and_each_event_times_out() {
+    let (client, mut handle) = mock_client();
+    let pods: Writer<PartialObjectMeta<Pod>> = Writer::default();
+    let (_node_tx, node_rx) = watch::channel(Some(node()));
+    let sink = EventSink::new(
+        Recorder::new(
+            client,
+            Reporter {
+                controller: "warden-agent".into(),
+                instance: Some("worker-1".into()),
+            },
+        ),
+        node_rx,
+        pods.as_reader(),
+    );
+    let queue = super::events::EventQueue::spawn(sink, 4, Duration::from_millis(200));
+    let ev = |note: &str| NodeEvent {
+        target: Target::Node,
+        warning: true,
+        reason: NODE_HAZARD,
+        action: "Scan",
+        note: note.into(),
+    };
+    // Queuing never waits, whatever the API server does.
+    let t0 = std::time::Instant::now();
+    queue.send(&[ev("first"), ev("second")]);
+    assert!(t0.elapsed() < Duration::from_millis(50));
+    // The first call hangs (never answered); the second is still made, once
+    // the first's deadline passed.
+    let (first, _hung) = next(&mut handle).await;
+    assert_eq!(first.body["note"], "first");
+    let (second, reply_to) = tokio::time::timeout(Duration::from_secs(5), next(&mut handle))
+        .await
+        .expect("the second event is not held up by the first");
+    assert_eq!(second.body["note"], "second");
+    reply(reply_to, StatusCode::CREATED, &json!({}));
+    // A full queue drops rather than waits.
+    let t0 = std::time::Instant::now();
+    for i in 0..20 {
+        queue.send(&[ev(&format!("burst {i}"))]);
+    }
+    assert!(t0.elapsed() < Duration::from_millis(50));
+}

@@ -3,10 +3,13 @@
 //!
 //! A short-lived child process joins the container's *device* cgroups (the v1
 //! `devices` hierarchy and the v2 cgroup, whose programs enforce devices) and
-//! nothing else — no namespace entry, no other controller — then opens each
-//! host device node and reports the errno. `EPERM` is the device cgroup
-//! refusing; anything else (`ENXIO` from `/dev/tty` without a controlling
-//! terminal, for instance) means the cgroup let the open through.
+//! nothing else — no namespace entry, no other controller — then asks for
+//! read-write access to each host device node with `faccessat(AT_EACCESS)`
+//! and reports the errno. That runs the device-cgroup check the kernel runs
+//! on open (`inode_permission` -> `devcgroup_inode_permission`: v2 programs,
+//! then the v1 list) without opening anything, so no driver sees an open
+//! (proved against real v1 lists and v2 programs in `tests/canary_real.rs`).
+//! `EPERM` is the device cgroup refusing; as root nothing else refuses.
 //!
 //! The child is forked, not executed: it needs no helper binary on the host
 //! and runs only async-signal-safe calls (open, write, close, _exit) on
@@ -175,16 +178,23 @@ mod seam {
                     }
                 }
                 for d in devs {
-                    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC;
-                    // SAFETY: `d` is a valid NUL-terminated path.
-                    let fd = unsafe { libc::open(d.as_ptr(), flags) };
-                    if fd < 0 {
-                        put(w, errno());
-                    } else {
-                        put(w, 0);
-                        // SAFETY: fd was opened above.
-                        unsafe { libc::close(fd) };
-                    }
+                    // Permission without the driver's open(): faccessat with
+                    // AT_EACCESS goes through the kernel's inode_permission,
+                    // which runs the device-cgroup check (v1 list and v2
+                    // programs), and never calls into the driver, so a
+                    // required /dev/watchdog is not armed and a serial port
+                    // does not toggle DTR at every scan.
+                    // SAFETY: `d` is a valid NUL-terminated path; faccessat
+                    // is async-signal-safe.
+                    let r = unsafe {
+                        libc::faccessat(
+                            libc::AT_FDCWD,
+                            d.as_ptr(),
+                            libc::R_OK | libc::W_OK,
+                            libc::AT_EACCESS,
+                        )
+                    };
+                    put(w, if r < 0 { errno() } else { 0 });
                 }
                 // SAFETY: _exit is async-signal-safe and never returns.
                 unsafe { libc::_exit(0) }
