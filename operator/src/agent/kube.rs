@@ -75,6 +75,7 @@ pub async fn follow_policies(
     node_name: String,
     node_tx: watch::Sender<Option<Node>>,
     policy_tx: watch::Sender<Option<AgentPolicy>>,
+    keep_at: Option<std::path::PathBuf>,
 ) {
     let nodes = watcher(
         Api::<PartialObjectMeta<Node>>::all(client.clone()),
@@ -138,11 +139,20 @@ pub async fn follow_policies(
             continue;
         };
         let all = store.state();
-        let effective = merge(for_node(all.iter().map(AsRef::as_ref), labels));
+        let selecting: Vec<&RuntimePolicy> =
+            for_node(all.iter().map(AsRef::as_ref), labels).collect();
+        let effective = merge(selecting.iter().copied());
         let policy = AgentPolicy::from_effective(&effective);
         policy_tx.send_if_modified(|cur| {
             if cur.as_ref() == Some(&policy) {
                 return false;
+            }
+            // Kept for a restart while the API server is away.
+            if let Some(path) = &keep_at {
+                let owned: Vec<RuntimePolicy> = selecting.iter().map(|p| (*p).clone()).collect();
+                if let Err(e) = super::last_policy::save(path, &owned) {
+                    tracing::warn!(path = %path.display(), error = %crate::error_chain::Chain(&e), "the policy is not kept for a restart");
+                }
             }
             tracing::info!(sources = ?policy.sources, enforce = policy.enforce, "policy changed");
             *cur = Some(policy);

@@ -44,6 +44,7 @@
 pub mod config;
 pub mod events;
 pub mod kube;
+pub mod last_policy;
 pub mod metrics;
 pub mod report;
 pub mod server;
@@ -339,11 +340,20 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
             .await
             .map_err(AgentError::Client)?;
         let (node_tx, node_rx) = watch::channel(None);
+        // The policy of the last run, until the API server answers: a
+        // restart during an outage keeps Enforce where it was enforced.
+        let last = root.join(args.node.state_dir.join(last_policy::FILE));
+        if let Some(kept) = last_policy::load(&last) {
+            let policy = AgentPolicy::from_effective(&warden_api::merge(&kept));
+            tracing::info!(sources = ?policy.sources, enforce = policy.enforce, "the last policy applies until the API server answers");
+            policy_tx.send_replace(Some(policy));
+        }
         tokio::spawn(kube::follow_policies(
             client.clone(),
             node_name.clone(),
             node_tx,
             policy_tx,
+            Some(last),
         ));
         let (pods, pod_stream) = kube::pods(client.clone(), &node_name);
         tokio::spawn(pod_stream.for_each(|()| futures::future::ready(())));

@@ -450,11 +450,14 @@ async fn policies_selecting_this_node_are_merged() {
     let (client, mut handle) = mock_client();
     let (node_tx, mut node_rx) = watch::channel(None);
     let (policy_tx, mut policy_rx) = watch::channel(None);
+    let kept = tempfile::tempdir().unwrap();
+    let keep_at = kept.path().join("policy.json");
     let task = tokio::spawn(super::kube::follow_policies(
         client,
         "worker-1".into(),
         node_tx,
         policy_tx,
+        Some(keep_at.clone()),
     ));
     let mut node_list = serde_json::to_value(node()).unwrap();
     node_list["apiVersion"] = json!("meta.k8s.io/v1");
@@ -524,6 +527,13 @@ async fn policies_selecting_this_node_are_merged() {
     assert_eq!(n.metadata.uid.as_deref(), Some("node-uid"));
     task.abort();
     drop(held);
+    // What a restart without the API server starts from: the same policy,
+    // Enforce included.
+    let again = AgentPolicy::from_effective(&warden_api::merge(
+        &super::last_policy::load(&keep_at).expect("kept"),
+    ));
+    assert_eq!(again, got);
+    assert!(again.enforce);
 }
 
 #[test]
