@@ -132,7 +132,8 @@ fn a_freeze_left_by_a_dead_process_is_thawed_by_the_next_scan() {
     h.write(&format!("{cg}/freezer.self_freezing"), "1\n");
     h.write(&format!("{cg}/tasks"), "");
     let marker = FreezeMarker {
-        target: FreezeTarget::V1(h.path().join(cg)),
+        // Markers record host paths; the scan re-roots them.
+        target: FreezeTarget::V1(std::path::Path::new("/").join(cg)),
         owner_pid: 999_999,
         owner_start: 1,
     };

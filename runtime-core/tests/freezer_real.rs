@@ -14,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use runtime_core::cgroups::freezer::{
-    recover_marker, FreezeOptions, FreezeTarget, OwnMarkers, Recovery,
-};
+use runtime_core::cgroups::freezer::{recover_marker, FreezeOptions, FreezeTarget, Recovery};
 use runtime_core::cgroups::{FreezeError, FreezeGuard};
 use runtime_core::procfs::Procfs;
+use runtime_core::root::HostRoot;
 use runtime_core::testing;
 
 const V1_FREEZER: &str = "/sys/fs/cgroup/freezer";
@@ -348,12 +347,19 @@ fn a_marker_survives_a_lost_guard_and_recovery_thaws() {
     )
     .expect("freeze");
     assert!(marker.exists(), "the marker is written before the freeze");
-    // What a crash looks like from outside: the guard never runs its drop.
-    std::mem::forget(guard);
+    // While the owner lives, recovery leaves its freeze alone.
+    assert!(matches!(
+        recover_marker(&marker, &Procfs::real(), &HostRoot::real()).expect("recover"),
+        Recovery::OwnerAlive { .. }
+    ));
+    assert_eq!(cg.state(), "FROZEN");
+    // What a crash looks like from outside: the lock is gone, the guard
+    // never runs its drop.
+    guard.simulate_crash();
     assert_eq!(cg.state(), "FROZEN");
     assert!(marker.exists());
 
-    let done = recover_marker(&marker, &Procfs::real(), OwnMarkers::Thaw).expect("recover");
+    let done = recover_marker(&marker, &Procfs::real(), &HostRoot::real()).expect("recover");
     assert_eq!(done, Recovery::Thawed(FreezeTarget::V1(cg.dir.clone())));
     assert_eq!(cg.state(), "THAWED");
     assert!(!marker.exists(), "the marker goes once the thaw worked");

@@ -150,7 +150,7 @@ pub async fn follow_policies(
             // Kept for a restart while the API server is away.
             if let Some(path) = &keep_at {
                 let owned: Vec<RuntimePolicy> = selecting.iter().map(|p| (*p).clone()).collect();
-                if let Err(e) = super::last_policy::save(path, &owned) {
+                if let Err(e) = super::last_policy::save(path, &node_name, &owned) {
                     tracing::warn!(path = %path.display(), error = %crate::error_chain::Chain(&e), "the policy is not kept for a restart");
                 }
             }

@@ -62,7 +62,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use prometheus_client::registry::Registry;
-use runtime_core::cgroups::freezer::{sweep_markers, OwnMarkers, Recovery};
+use runtime_core::cgroups::freezer::{sweep_markers, Recovery};
 use runtime_core::diagnose::ScanReport;
 use runtime_core::procfs::Procfs;
 use tokio::net::TcpListener;
@@ -172,7 +172,7 @@ fn change_scan_at(now: Instant, last_end: Instant) -> Instant {
 /// were thawed.
 pub fn thaw_left_frozen(dir: &Path, procfs: &Procfs) -> usize {
     let mut thawed = 0;
-    for (p, r) in sweep_markers(dir, procfs, OwnMarkers::Thaw) {
+    for (p, r) in sweep_markers(dir, procfs, procfs.root()) {
         match r {
             Ok(Recovery::Thawed(t)) => {
                 tracing::warn!(cgroup = %t, marker = %p.display(), "thawed a cgroup left frozen");
@@ -343,7 +343,7 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
         // The policy of the last run, until the API server answers: a
         // restart during an outage keeps Enforce where it was enforced.
         let last = root.join(args.node.state_dir.join(last_policy::FILE));
-        if let Some(kept) = last_policy::load(&last) {
+        if let Some(kept) = last_policy::load(&last, &node_name) {
             let policy = AgentPolicy::from_effective(&warden_api::merge(&kept));
             tracing::info!(sources = ?policy.sources, enforce = policy.enforce, "the last policy applies until the API server answers");
             policy_tx.send_replace(Some(policy));
@@ -478,6 +478,10 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(_) => {
+                    // The workers must not start another repair: the round
+                    // ends with what is running, whose freezes keep their
+                    // markers locked (the exit sweep leaves those alone).
+                    abandon.store(true, Ordering::SeqCst);
                     tracing::error!("a repair round did not finish in a minute; stopping");
                     break;
                 }
@@ -492,7 +496,10 @@ async fn agent(args: AgentArgs) -> Result<(), AgentError> {
                 );
             }
             if round.abandoned > 0 {
-                tracing::info!(abandoned = round.abandoned, "repairs abandoned: stopping");
+                tracing::info!(
+                    abandoned = round.abandoned,
+                    "repairs not run this cycle (stopping, or another Warden was repairing)"
+                );
             }
             metrics.repaired(&round.attempts);
             metrics.findings(&round.report);

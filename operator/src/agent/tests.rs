@@ -528,12 +528,45 @@ async fn policies_selecting_this_node_are_merged() {
     task.abort();
     drop(held);
     // What a restart without the API server starts from: the same policy,
-    // Enforce included.
-    let again = AgentPolicy::from_effective(&warden_api::merge(
-        &super::last_policy::load(&keep_at).expect("kept"),
-    ));
-    assert_eq!(again, got);
-    assert!(again.enforce);
+    // Enforce included (this test runs as root in CI; elsewhere the file is
+    // not root's and is rightly ignored).
+    if runtime_core::root::running_as_root() {
+        let again = AgentPolicy::from_effective(&warden_api::merge(
+            &super::last_policy::load(&keep_at, "worker-1").expect("kept"),
+        ));
+        assert_eq!(again, got);
+        assert!(again.enforce);
+        assert!(
+            super::last_policy::load(&keep_at, "worker-2").is_none(),
+            "kept for another node"
+        );
+    }
+}
+
+#[test]
+fn a_kept_policy_never_restores_a_kill_and_a_planted_file_is_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    if !runtime_core::testing::require_root("a_kept_policy_never_restores_a_kill") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("policy.json");
+    let enforce_kill = policy("k", None, Mode::Enforce, 1, true);
+    super::last_policy::save(&p, "n1", &[enforce_kill]).unwrap();
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let kept = super::last_policy::load(&p, "n1").expect("kept");
+    let e = warden_api::merge(&kept);
+    assert_eq!(e.mode, Mode::Enforce);
+    assert!(
+        !e.remediation.kill_stuck_inits,
+        "a kill needs the API server's word"
+    );
+    // Writable by others: ignored.
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(super::last_policy::load(&p, "n1").is_none());
 }
 
 #[test]

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, WrappedIoError};
 use crate::procfs::{Procfs, TaskInfo};
+use crate::root::HostRoot;
 
 /// The cgroup to freeze, and which freezer interface it has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +61,10 @@ impl std::fmt::Display for FreezeTarget {
 /// Options beyond the deadline.
 #[derive(Debug, Clone, Default)]
 pub struct FreezeOptions {
+    /// The target as the marker records it: its host path (not re-rooted),
+    /// so that whoever recovers it re-roots it under its own root. `None`
+    /// records the target as frozen.
+    pub record_as: Option<FreezeTarget>,
     /// A marker file to write before freezing and remove after thawing (for
     /// example `/run/warden/frozen/<container>.json`). Its parent directory
     /// is created when missing.
@@ -169,6 +174,11 @@ pub struct FreezeGuard {
     /// Still frozen by us: the drop must thaw.
     active: bool,
     marker: Option<PathBuf>,
+    /// An exclusive flock on the marker, held for the guard's life: it is
+    /// how any other process (in any PID namespace) tells a live freeze
+    /// from a leftover. Declared after `marker` so it is released only
+    /// after the drop has thawed and removed the marker.
+    marker_lock: Option<nix::fcntl::Flock<fs::File>>,
     waited: Duration,
 }
 
@@ -219,12 +229,13 @@ impl FreezeGuard {
         let start = Instant::now();
         let already_requested = self_freeze_requested(&target)?;
         let owned = !already_requested;
-        let marker = match (&options.marker, owned) {
+        let (marker, marker_lock) = match (&options.marker, owned) {
             (Some(m), true) => {
-                write_marker(m, &target, &options.procfs)?;
-                Some(m.clone())
+                let recorded = options.record_as.as_ref().unwrap_or(&target);
+                let lock = write_marker(m, recorded, &options.procfs)?;
+                (Some(m.clone()), Some(lock))
             }
-            _ => None,
+            _ => (None, None),
         };
         // From here on the guard exists, so every early return (`?`) thaws
         // what we asked to freeze.
@@ -233,6 +244,7 @@ impl FreezeGuard {
             owned,
             active: owned,
             marker,
+            marker_lock,
             waited: Duration::ZERO,
         };
         if owned {
@@ -276,6 +288,15 @@ impl FreezeGuard {
         self.waited
     }
 
+    /// For crash tests: what the world sees when the owner dies holding the
+    /// freeze. The marker's lock is released (the kernel does that for a
+    /// dead process), and nothing is thawed.
+    #[doc(hidden)]
+    pub fn simulate_crash(mut self) {
+        drop(self.marker_lock.take());
+        std::mem::forget(self);
+    }
+
     /// Thaw now and report failure (the drop can only log it).
     pub fn thaw(mut self) -> Result<(), FreezeError> {
         self.thaw_inner()
@@ -315,7 +336,14 @@ impl FreezeGuard {
             ),
             FreezeTarget::V2(d) => (d.join("cgroup.freeze"), if freeze { "1" } else { "0" }),
         };
-        fs::write(&path, value).with_path("write", &path)?;
+        // Never created: a freezer file that is not there is an error, not
+        // a new file in whatever directory a marker named.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .with_path("open", &path)?;
+        io::Write::write_all(&mut f, value.as_bytes()).with_path("write", &path)?;
         Ok(())
     }
 
@@ -484,7 +512,15 @@ pub struct FreezeMarker {
     pub owner_start: u64,
 }
 
-fn write_marker(path: &Path, target: &FreezeTarget, procfs: &Procfs) -> Result<(), FreezeError> {
+/// Write the marker and return the flock held on it. The file is created
+/// exclusively under a temporary name, locked, written and renamed into
+/// place, so that it is never seen unlocked or torn while its owner lives.
+fn write_marker(
+    path: &Path,
+    target: &FreezeTarget,
+    procfs: &Procfs,
+) -> Result<nix::fcntl::Flock<fs::File>, FreezeError> {
+    use nix::fcntl::{Flock, FlockArg};
     let pid = std::process::id() as i32;
     let owner_start = procfs.start_time(pid).map_err(|e| FreezeError::Marker {
         marker: path.to_path_buf(),
@@ -502,23 +538,38 @@ fn write_marker(path: &Path, target: &FreezeTarget, procfs: &Procfs) -> Result<(
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).with_path("create dir", parent)?;
     }
-    // Write then rename, so a crash never leaves a torn marker behind.
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, text).with_path("write", &tmp)?;
-    fs::rename(&tmp, path).with_path("rename", path)?;
-    Ok(())
+    let tmp = path.with_extension(format!("{pid}.{owner_start}.tmp"));
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .with_path("create", &tmp)?;
+    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        let _ = fs::remove_file(&tmp);
+        FreezeError::Marker {
+            marker: tmp.clone(),
+            reason: format!("cannot lock a new marker: {e}"),
+        }
+    })?;
+    let written = io::Write::write_all(&mut *lock, text.as_bytes())
+        .with_path("write", &tmp)
+        .and_then(|()| fs::rename(&tmp, path).with_path("rename", path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    Ok(lock)
 }
 
 /// Recover every marker (`*.json`) in `dir`: thaw what dead owners left
 /// frozen and drop markers of deleted cgroups (see [`recover_marker`]).
-/// Returns each marker with what was done, for the caller to log. Run at
-/// every scan (with [`OwnMarkers::Keep`]), so a `warden check --fix` killed
-/// mid-freeze is thawed by the next scan of any Warden on the node, not only
-/// at an agent's restart.
+/// Returns each marker with what was done, for the caller to log. Safe to
+/// run at every scan, by any process: a freeze whose owner lives is never
+/// touched.
 pub fn sweep_markers(
     dir: &Path,
     procfs: &Procfs,
-    own: OwnMarkers,
+    root: &HostRoot,
 ) -> Vec<(PathBuf, Result<Recovery, FreezeError>)> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
@@ -529,7 +580,7 @@ pub fn sweep_markers(
         if p.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        let r = recover_marker(&p, procfs, own);
+        let r = recover_marker(&p, procfs, root);
         out.push((p, r));
     }
     out
@@ -575,58 +626,126 @@ pub enum Recovery {
     CgroupGone(FreezeTarget),
 }
 
-/// Whose markers a recovery may act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnMarkers {
-    /// This process's markers are its own live freezes: leave them (a scan
-    /// while a repair of this process may hold a freeze).
-    Keep,
-    /// This process holds no freeze now (it is starting, or stopping after
-    /// its repairs ended): its markers are leftovers, thaw them.
-    Thaw,
+/// Whether the owner of a marker still holds its freeze.
+///
+/// The owner holds an exclusive flock on the marker for the guard's life,
+/// and a lock is released when its holder dies, whatever PID or time
+/// namespace either side is in: a lock held means alive. A free lock means
+/// dead, unless the marker predates the lock (written by an older Warden),
+/// in which case the pid and start time decide, and anything but "process
+/// gone" counts as alive (a `/proc` read error must never thaw a live
+/// freeze).
+fn owner_alive(
+    marker: &Path,
+    m: &FreezeMarker,
+    procfs: &Procfs,
+) -> Result<Option<nix::fcntl::Flock<fs::File>>, FreezeError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let file = fs::File::open(marker).with_path("open", marker)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(held) => {
+            let me = std::process::id() as i32;
+            // Our own marker without our lock is a leftover (a guard whose
+            // thaw failed and which was dropped).
+            if m.owner_pid == me {
+                return Ok(Some(held));
+            }
+            match procfs.start_time(m.owner_pid) {
+                Ok(s) if s == m.owner_start => Ok(None),
+                Ok(_) => Ok(Some(held)),
+                Err(e) if e.is_gone() => Ok(Some(held)),
+                Err(_) => Ok(None),
+            }
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(FreezeError::Marker {
+            marker: marker.to_path_buf(),
+            reason: format!("cannot test the owner's lock: {e}"),
+        }),
+    }
 }
 
-/// Thaw the cgroup a marker names when the process that froze it is dead (or,
-/// with [`OwnMarkers::Thaw`], is the calling process, which then knows it
-/// holds no guard for it), and remove the marker; a marker whose cgroup is
-/// gone is just removed. Run over the marker directory at every scan and at
-/// the agent's start and stop.
+/// A marker's target, recorded as a host path (or, by an older Warden, as
+/// the path under its own root), under `root`; only cgroup directories.
+fn recovery_target(
+    marker: &Path,
+    t: &FreezeTarget,
+    root: &HostRoot,
+) -> Result<FreezeTarget, FreezeError> {
+    let host = t.dir();
+    if !host.starts_with("/sys/fs/cgroup/") {
+        return Err(FreezeError::Marker {
+            marker: marker.to_path_buf(),
+            reason: format!("{} is not a cgroup directory: not touched", host.display()),
+        });
+    }
+    Ok(match t {
+        FreezeTarget::V1(p) => FreezeTarget::V1(root.join(p)),
+        FreezeTarget::V2(p) => FreezeTarget::V2(root.join(p)),
+    })
+}
+
+/// Whether the cgroup at `dir` (under `root`, recorded as `host`) is gone:
+/// its directory does not exist while its hierarchy is mounted. A path that
+/// cannot be looked at, or a hierarchy that is not there (unmounted for a
+/// moment, another root), is not gone.
+fn cgroup_gone(dir: &Path, host: &Path, root: &HostRoot) -> bool {
+    let missing =
+        matches!(fs::symlink_metadata(dir), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    // `/sys/fs/cgroup/<hierarchy>`: the first five components.
+    let hierarchy: PathBuf = host.components().take(5).collect();
+    missing && root.join(&hierarchy).is_dir()
+}
+
+/// Thaw the cgroup a marker names when the process that froze it no longer
+/// holds it (see [`owner_alive`]), and remove the marker; a marker whose
+/// cgroup is gone is just removed. `root` is the host root of the caller:
+/// markers record host paths. Run by every scan and at the agent's start
+/// and stop.
 pub fn recover_marker(
     marker: &Path,
     procfs: &Procfs,
-    own: OwnMarkers,
+    root: &HostRoot,
 ) -> Result<Recovery, FreezeError> {
-    let text = fs::read_to_string(marker).with_path("read", marker)?;
+    let text = match fs::read_to_string(marker) {
+        Ok(t) => t,
+        // Its owner thawed and removed it meanwhile: nothing left to do.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Recovery::OwnerAlive { pid: 0 });
+        }
+        Err(e) => {
+            return Err(FreezeError::Io(WrappedIoError {
+                op: "read",
+                path: marker.to_path_buf(),
+                source: e,
+            }))
+        }
+    };
     let m: FreezeMarker = serde_json::from_str(&text).map_err(|e| FreezeError::Marker {
         marker: marker.to_path_buf(),
         reason: format!("unreadable marker: {e}"),
     })?;
-    let me = std::process::id() as i32;
-    let owner_alive = if m.owner_pid == me {
-        own == OwnMarkers::Keep
-    } else {
-        procfs
-            .start_time(m.owner_pid)
-            .is_ok_and(|s| s == m.owner_start)
-    };
-    if owner_alive {
+    let target = recovery_target(marker, &m.target, root)?;
+    // Held until the thaw is done: two sweepers never thaw one marker.
+    let Some(_held) = owner_alive(marker, &m, procfs)? else {
         return Ok(Recovery::OwnerAlive { pid: m.owner_pid });
-    }
-    if !m.target.dir().exists() {
+    };
+    if cgroup_gone(target.dir(), m.target.dir(), root) {
         fs::remove_file(marker).with_path("remove", marker)?;
         return Ok(Recovery::CgroupGone(m.target));
     }
     // A guard that owns the freeze, with the marker attached: thawing it
     // through the usual path removes the marker only once the thaw worked.
     let mut guard = FreezeGuard {
-        target: m.target.clone(),
+        target: target.clone(),
         owned: true,
         active: true,
         marker: Some(marker.to_path_buf()),
+        marker_lock: None,
         waited: Duration::ZERO,
     };
     guard.thaw_inner()?;
-    Ok(Recovery::Thawed(m.target))
+    Ok(Recovery::Thawed(target))
 }
 
 #[cfg(test)]
@@ -766,78 +885,131 @@ mod tests {
         assert!(!marker.exists());
     }
 
+    /// A host root with a fake v1 freezer cgroup `c1` (plain files) and
+    /// the marker directory.
+    fn host_with_c1(state: &str) -> (tempfile::TempDir, HostRoot, PathBuf) {
+        let t = tempfile::tempdir().expect("tempdir");
+        let dir = t.path().join("sys/fs/cgroup/freezer/c1");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("freezer.state"), state).expect("write");
+        fs::write(dir.join("freezer.self_freezing"), "0\n").expect("write");
+        fs::write(dir.join("tasks"), "").expect("write");
+        let root = HostRoot::new(t.path());
+        (t, root, dir)
+    }
+
+    const C1: &str = "/sys/fs/cgroup/freezer/c1";
+
+    fn write_marker_file(marker: &Path, target: &str, pid: i32, start: u64) {
+        let rec = FreezeMarker {
+            target: FreezeTarget::V1(target.into()),
+            owner_pid: pid,
+            owner_start: start,
+        };
+        fs::create_dir_all(marker.parent().expect("parent")).expect("mkdir");
+        fs::write(marker, serde_json::to_string(&rec).expect("json")).expect("write");
+    }
+
     #[test]
     fn recovery_thaws_for_dead_owners_only() {
-        let d = fake_v1("FROZEN\n", "1\n");
-        let m = tempfile::tempdir().expect("tempdir");
-        let marker = m.path().join("c1.json");
-        let write = |pid: i32, start: u64| {
-            let rec = FreezeMarker {
-                target: FreezeTarget::V1(d.path().into()),
-                owner_pid: pid,
-                owner_start: start,
-            };
-            fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("write");
-        };
+        let (t, root, dir) = host_with_c1("FROZEN\n");
+        let marker = t.path().join("run/warden/frozen/c1.json");
         let procfs = Procfs::real();
-        // pid 1 is alive with this start time: hands off.
-        write(1, procfs.start_time(1).expect("init start"));
+        // A marker of an older Warden (no lock): pid 1 alive with this start
+        // time, hands off.
+        write_marker_file(&marker, C1, 1, procfs.start_time(1).expect("init start"));
         assert_eq!(
-            recover_marker(&marker, &procfs, OwnMarkers::Keep).expect("recover"),
+            recover_marker(&marker, &procfs, &root).expect("recover"),
             Recovery::OwnerAlive { pid: 1 }
         );
-        assert_eq!(read(&d.path().join("freezer.state")), "FROZEN");
+        assert_eq!(read(&dir.join("freezer.state")), "FROZEN");
         // pid 1 with another start time: a reused pid, so the owner is dead.
-        write(1, 1);
+        write_marker_file(&marker, C1, 1, 1);
         assert!(matches!(
-            recover_marker(&marker, &procfs, OwnMarkers::Keep).expect("recover"),
+            recover_marker(&marker, &procfs, &root).expect("recover"),
             Recovery::Thawed(_)
         ));
-        assert_eq!(read(&d.path().join("freezer.state")), "THAWED");
+        assert_eq!(read(&dir.join("freezer.state")), "THAWED");
         assert!(!marker.exists());
     }
 
     #[test]
-    fn this_process_keeps_its_live_freezes_during_scans_and_thaws_leftovers_at_start() {
-        let d = fake_v1("FROZEN\n", "1\n");
-        let m = tempfile::tempdir().expect("tempdir");
-        let marker = m.path().join("mine.json");
-        let procfs = Procfs::real();
-        let me = std::process::id() as i32;
-        let rec = FreezeMarker {
-            target: FreezeTarget::V1(d.path().into()),
-            owner_pid: me,
-            owner_start: procfs.start_time(me).expect("own start"),
+    fn a_live_freeze_is_never_thawed_whatever_its_pid_says_and_a_leftover_is() {
+        let (t, root, dir) = host_with_c1("THAWED\n");
+        let markers = t.path().join("run/warden/frozen");
+        let marker = markers.join("live.json");
+        // A live guard: the marker records the host path and its owner's
+        // lock is held. Its pid means nothing here (another PID namespace
+        // would record a pid that is someone else's or nobody's).
+        let opts = FreezeOptions {
+            marker: Some(marker.clone()),
+            record_as: Some(FreezeTarget::V1(C1.into())),
+            ..Default::default()
         };
-        fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("write");
-        assert_eq!(
-            log_sweep(&sweep_markers(m.path(), &procfs, OwnMarkers::Keep)),
-            0,
-            "a scan never thaws a freeze this process may hold"
+        let g = FreezeGuard::freeze_target(FreezeTarget::V1(dir.clone()), Duration::ZERO, &opts)
+            .expect("freeze");
+        let mut rec: FreezeMarker =
+            serde_json::from_str(&fs::read_to_string(&marker).expect("marker")).expect("json");
+        assert_eq!(rec.target, FreezeTarget::V1(C1.into()), "a host path");
+        // As another PID namespace would see it: a pid that is not alive.
+        rec.owner_pid = 999_999;
+        fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("rewrite in place");
+        let done = sweep_markers(&markers, &Procfs::real(), &root);
+        assert!(
+            matches!(done[..], [(_, Ok(Recovery::OwnerAlive { .. }))]),
+            "{done:?}"
         );
-        assert_eq!(read(&d.path().join("freezer.state")), "FROZEN");
         assert_eq!(
-            log_sweep(&sweep_markers(m.path(), &procfs, OwnMarkers::Thaw)),
+            read(&dir.join("freezer.state")),
+            "FROZEN",
+            "the live freeze stands"
+        );
+        drop(g);
+        assert_eq!(read(&dir.join("freezer.state")), "THAWED");
+        assert!(!marker.exists());
+        // A leftover of this very process (a guard whose thaw failed, then
+        // dropped): no lock, so it is thawed.
+        fs::write(dir.join("freezer.state"), "FROZEN").expect("write");
+        let me = std::process::id() as i32;
+        write_marker_file(
+            &marker,
+            C1,
+            me,
+            Procfs::real().start_time(me).expect("start"),
+        );
+        assert_eq!(
+            log_sweep(&sweep_markers(&markers, &Procfs::real(), &root)),
             1
         );
-        assert_eq!(read(&d.path().join("freezer.state")), "THAWED");
-        assert!(!marker.exists());
+        assert_eq!(read(&dir.join("freezer.state")), "THAWED");
     }
 
     #[test]
-    fn the_marker_of_a_deleted_cgroup_is_removed() {
-        let m = tempfile::tempdir().expect("tempdir");
-        let marker = m.path().join("gone.json");
-        let rec = FreezeMarker {
-            target: FreezeTarget::V1(m.path().join("no-such-cgroup")),
-            owner_pid: 1,
-            owner_start: 1,
-        };
-        fs::write(&marker, serde_json::to_string(&rec).expect("json")).expect("write");
+    fn the_marker_of_a_deleted_cgroup_is_removed_but_not_one_of_an_unseen_hierarchy() {
+        let (t, root, _dir) = host_with_c1("THAWED\n");
+        let marker = t.path().join("run/warden/frozen/gone.json");
+        write_marker_file(&marker, "/sys/fs/cgroup/freezer/deleted", 999_999, 1);
         assert!(matches!(
-            recover_marker(&marker, &Procfs::real(), OwnMarkers::Keep).expect("recover"),
+            recover_marker(&marker, &Procfs::real(), &root).expect("recover"),
             Recovery::CgroupGone(_)
         ));
         assert!(!marker.exists(), "not left to fail at every sweep");
+        // The hierarchy itself is not there (not mounted now, another
+        // root): the cgroup may well exist, so the marker stays.
+        write_marker_file(&marker, "/sys/fs/cgroup/nohierarchy/c9", 999_999, 1);
+        assert!(recover_marker(&marker, &Procfs::real(), &root).is_err());
+        assert!(marker.exists());
+    }
+
+    #[test]
+    fn a_marker_naming_anything_but_a_cgroup_is_not_followed() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let marker = t.path().join("evil.json");
+        write_marker_file(&marker, "/etc", 999_999, 1);
+        assert!(recover_marker(&marker, &Procfs::real(), &HostRoot::new(t.path())).is_err());
+        assert!(
+            !t.path().join("etc/freezer.state").exists(),
+            "nothing created"
+        );
     }
 }

@@ -80,11 +80,13 @@ impl Default for Limits {
 fn repair_lock(
     opts: &ScanOptions,
     wait: std::time::Duration,
+    stop: &AtomicBool,
 ) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, String> {
     use nix::fcntl::{Flock, FlockArg};
     let Some(dir) = &opts.state_dir else {
         return Ok(None);
     };
+    let mut waited = false;
     let dir = opts.root().join(dir);
     let path = dir.join("repair.lock");
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
@@ -97,8 +99,18 @@ fn repair_lock(
             .open(&path)
             .map_err(|e| format!("open {}: {e}", path.display()))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            // The plans were made before the other Warden's repairs ended:
+            // they may be stale, so none is applied; the next scan plans
+            // from what is there then.
+            Ok(_) if waited => return Err(
+                "another Warden repaired on this node meanwhile: planned again at the next scan"
+                    .into(),
+            ),
             Ok(l) => return Ok(Some(l)),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+            Err((_, nix::errno::Errno::EWOULDBLOCK))
+                if Instant::now() < deadline && !stop.load(Ordering::SeqCst) =>
+            {
+                waited = true;
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -261,7 +273,7 @@ impl Engine {
             crate::cgroups::freezer::log_sweep(&crate::cgroups::freezer::sweep_markers(
                 &markers,
                 &self.opts.ports.procfs,
-                crate::cgroups::freezer::OwnMarkers::Keep,
+                self.opts.root(),
             ));
         }
         let mut report = diagnose::scan(&self.opts, policy);
@@ -284,8 +296,14 @@ impl Engine {
         // not be made this time is not gone.
         self.backoff
             .retain(|k| report.findings.iter().any(|f| &f.id() == k) || not_evaluated(&report, k));
-        self.budget
-            .retain(|c| report.discovered.iter().any(|d| d.id == c));
+        // A container passed over this scan keeps its budget.
+        self.budget.retain(|c| {
+            report.discovered.iter().any(|d| d.id == c)
+                || report
+                    .skipped
+                    .iter()
+                    .any(|s| s.transient && s.state_dir.file_name().is_some_and(|n| n == c))
+        });
         let mut notes = vec![None; report.findings.len()];
         let mut plans = Vec::new();
         let mut runnable = Vec::new();
@@ -303,8 +321,8 @@ impl Engine {
                         (Ok(()), Some(c)) => self.budget.ready(&c.id, now).err().map(|n| {
                             format!(
                                 "flapping: repaired {n} times in the last hour, and something \
-                                 keeps undoing it; not repaired again until the hour has passed \
-                                 (find what rewrites the container's device rules)"
+                                 keeps undoing it; not repaired again until the oldest of those \
+                                 is an hour old (find what rewrites the container's device rules)"
                             )
                         }),
                         (Ok(()), None) => None,
@@ -372,7 +390,15 @@ impl Engine {
                 None => groups.push((c, vec![j])),
             }
         }
-        let _lock = match repair_lock(&self.opts, limits.lock_wait) {
+        if runnable.is_empty() {
+            return Round {
+                report: annotate(report, notes),
+                plans,
+                attempts: Vec::new(),
+                abandoned: 0,
+            };
+        }
+        let _lock = match repair_lock(&self.opts, limits.lock_wait, stop) {
             Ok(l) => l,
             Err(why) => {
                 tracing::warn!(reason = %why, "repairs not run");
@@ -439,17 +465,17 @@ impl Engine {
                 !second.findings.iter().any(|g| g.id() == id) && not_evaluated(&second, &id)
             })
             .collect();
+        // An applied repair spends its container's budget once per round,
+        // verified or not: each may have frozen it.
+        let applied: std::collections::BTreeSet<String> = ran
+            .iter()
+            .filter(|&&i| notes[i].as_ref().is_some_and(|n| n.applied))
+            .filter_map(|&i| report.findings[i].container.as_ref().map(|c| c.id.clone()))
+            .collect();
         let report = verify(report, notes, second);
         let now = Instant::now();
-        for &i in &ran {
-            // An applied repair spends the container's budget, verified or
-            // not: each may have frozen it.
-            if let (Some(c), Some(true)) = (
-                &report.findings[i].container,
-                applied_at(&report.findings[i]),
-            ) {
-                self.budget.spend(&c.id, now);
-            }
+        for c in &applied {
+            self.budget.spend(c, now);
         }
         let attempts = ran
             .into_iter()
@@ -481,13 +507,6 @@ impl Engine {
             abandoned,
         }
     }
-}
-
-/// Whether the finding's repair was applied (from its note, which `verify`
-/// wrote): `None` without a note.
-fn applied_at(f: &Finding) -> Option<bool> {
-    let n = f.repair_note.as_deref()?;
-    Some(f.repaired || n.starts_with("applied"))
 }
 
 fn plan_one(report: &ScanReport, i: usize, f: &Finding, policy: &CheckPolicy) -> PlannedRepair {

@@ -94,12 +94,15 @@ impl CgroupPort for RealCgroups {
         };
         let options = FreezeOptions {
             marker: marker_dir.map(|d| {
-                crate::devices::v1::update::freeze_marker_path(&self.root.join(d), t.dir())
+                crate::devices::v1::update::freeze_marker_path(&self.root.join(d), target.dir())
             }),
+            // The marker records the host path: whoever recovers it (the
+            // agent in its pod under /host, or a check on the host) re-roots
+            // it under its own root.
+            record_as: Some(target.clone()),
             // The marker names this process by its own pid and start time,
-            // read from this process's /proc (the same pid space as the
-            // host's in the agent's pod, which shares the host's PID
-            // namespace).
+            // read from this process's /proc; its lock is what tells other
+            // processes, in any PID namespace, that it lives.
             procfs: Procfs::real(),
         };
         Ok(Box::new(RealFrozen(FreezeGuard::freeze_target(

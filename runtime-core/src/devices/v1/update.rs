@@ -60,8 +60,9 @@ impl Default for UpdateOptions {
 /// reads the cgroup from the marker's content, not its name.
 ///
 /// Nested layouts (kubepods slices) give cgroup paths far longer than a file
-/// name may be (255 bytes): a long name keeps its last 120 characters (the
-/// container's scope) and a hash of the whole path, so it stays unique.
+/// name may be (255 bytes): the name keeps the path's last 120 characters
+/// (the container's scope) after a hash of the whole path, so it stays
+/// unique and short.
 pub fn freeze_marker_path(dir: &Path, cgroup: &Path) -> PathBuf {
     /// Longest readable part kept before the hash.
     const KEEP: usize = 120;
@@ -77,15 +78,14 @@ pub fn freeze_marker_path(dir: &Path, cgroup: &Path) -> PathBuf {
             }
         })
         .collect();
-    let name = if name.len() > 2 * KEEP {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        cgroup.hash(&mut h);
-        // `name` is ASCII: any byte index is a char boundary.
-        format!("{:016x}-{}", h.finish(), &name[name.len() - KEEP..])
-    } else {
-        name
-    };
+    // The hash keeps names unique where the mapping above or the cut would
+    // not (`/a/b_c` and `/a_b/c` map alike).
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cgroup.hash(&mut h);
+    // `name` is ASCII: any byte index is a char boundary.
+    let tail = &name[name.len().saturating_sub(KEEP)..];
+    let name = format!("{:016x}-{tail}", h.finish());
     dir.join(format!("{name}-{}.json", std::process::id()))
 }
 
@@ -384,6 +384,11 @@ mod tests {
             assert!(m.starts_with(dir) && m.extension().is_some_and(|e| e == "json"));
         }
         assert_ne!(ma, mb, "different cgroups, different markers");
+        assert_ne!(
+            freeze_marker_path(dir, Path::new("/a/b_c")),
+            freeze_marker_path(dir, Path::new("/a_b/c")),
+            "paths that map alike"
+        );
         // Short paths keep their readable name.
         let short = freeze_marker_path(dir, Path::new("/sys/fs/cgroup/freezer/c1"));
         assert!(
