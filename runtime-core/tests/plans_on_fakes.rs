@@ -632,3 +632,82 @@ fn hazards_and_reports_have_no_plan_and_say_what_to_do() {
     let r = plan(&f, Some(&v1), &b.snapshot, &b.host, &CheckPolicy::default());
     assert!(matches!(r, Err(PlanError::NotRepairable(_))), "{r:?}");
 }
+
+#[test]
+fn a_unit_that_does_not_name_the_container_is_never_planned() {
+    let b = bed();
+    // systemd inside the container: its init sits in `<scope>/init.scope`,
+    // and the last component of the init's cgroup names the guest's unit.
+    let mut c = runc_container("c9", true, false, None);
+    c.cgroups.path = Some("/system.slice/runc-c9.scope/init.scope".into());
+    assert_eq!(c.systemd_unit().as_deref(), Some("init.scope"));
+    let rules = runtime_core::devices::expected::expected_rules(c.config.as_deref().expect("spec"))
+        .expect("rules");
+    let view = UnitView::new(
+        "init.scope",
+        strict_unit(OLD_SET),
+        rules,
+        &nspawn_host_devices(),
+        Some(252),
+    )
+    .expect("view");
+    let f = finding_for(
+        &c,
+        CheckId::DeviceRulesLatent,
+        Cause::UnitDevices(UnitCause {
+            view,
+            loses_required: true,
+        }),
+    );
+    match plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()) {
+        Err(PlanError::NotRepairable(why)) => assert!(why.contains("does not name"), "{why}"),
+        other => panic!("the host's init.scope must never be rewritten: {other:?}"),
+    }
+}
+
+#[test]
+fn a_unit_managing_another_cgroup_is_never_written() {
+    let b = bed();
+    let c = runc_container("spoof", true, false, None);
+    b.fakes
+        .systemd
+        .set_unit("runc-spoof.scope", strict_unit(OLD_SET));
+    let rules = runtime_core::devices::expected::expected_rules(c.config.as_deref().expect("spec"))
+        .expect("rules");
+    let view = UnitView::new(
+        "runc-spoof.scope",
+        strict_unit(OLD_SET),
+        rules,
+        &nspawn_host_devices(),
+        Some(252),
+    )
+    .expect("view");
+    let f = finding_for(
+        &c,
+        CheckId::DeviceRulesLatent,
+        Cause::UnitDevices(UnitCause {
+            view,
+            loses_required: true,
+        }),
+    );
+    let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
+    // The unit of that name manages someone else's cgroup (a privileged pod
+    // named a sub-cgroup after another container's scope).
+    b.fakes.systemd.control_groups.lock().unwrap().insert(
+        "runc-spoof.scope".into(),
+        "/system.slice/runc-other.scope".into(),
+    );
+    let e = apply(&p, &b.opts, &b.systemd).expect_err("refused");
+    assert!(e.to_string().contains("runc-spoof.scope"), "{e}");
+    assert!(
+        !b.fakes
+            .log
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SetUnit(..))),
+        "nothing written"
+    );
+    // The container's own unit is written.
+    b.fakes.systemd.control_groups.lock().unwrap().clear();
+    apply(&p, &b.opts, &b.systemd).expect("its own unit");
+}

@@ -34,6 +34,9 @@ impl SystemdClient for V1Replaying {
     fn unit_devices(&self, _unit: &str) -> Result<UnitDevices, SystemdError> {
         Ok(self.state.lock().expect("lock").clone())
     }
+    fn unit_control_group(&self, unit: &str) -> Result<String, SystemdError> {
+        Ok(format!("/{unit}"))
+    }
     fn set_unit_properties(
         &self,
         _unit: &str,
@@ -86,6 +89,9 @@ impl SystemdClient for Shared {
     }
     fn unit_devices(&self, unit: &str) -> Result<UnitDevices, SystemdError> {
         self.0.unit_devices(unit)
+    }
+    fn unit_control_group(&self, unit: &str) -> Result<String, SystemdError> {
+        self.0.unit_control_group(unit)
     }
     fn set_unit_properties(
         &self,
@@ -210,6 +216,7 @@ fn v1_replay_inside_the_freeze_is_invisible_to_the_container() {
                 lost: Vec::new(),
                 unexpressed: Vec::new(),
                 freeze: frozen.then(|| FreezeTarget::V1(l.freezer.clone())),
+                container_cgroup: "/x.scope".into(),
             }],
             safety: String::new(),
         };

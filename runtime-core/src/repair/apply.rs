@@ -119,6 +119,22 @@ pub struct ApplyOutcome {
     pub unchanged: Vec<String>,
 }
 
+/// Whether a unit whose `ControlGroup` is `managed` holds the container in
+/// `cgroup`: the same cgroup or its parent (crun runs the container in
+/// `<scope>/container`), where `cgroup` may be seen from a parent cgroup
+/// namespace (a longer path ending in the unit's). The root manages all and
+/// is never accepted.
+fn manages(managed: &str, cgroup: &str) -> bool {
+    let m = managed.trim_end_matches('/');
+    if !m.starts_with('/') || m.len() < 2 {
+        return false;
+    }
+    let cg = cgroup.trim_end_matches('/');
+    let parent = cg.rsplit_once('/').map_or("", |(p, _)| p);
+    // `m` starts with '/', so a suffix match ends on a path boundary.
+    [cg, parent].iter().any(|x| x.ends_with(m))
+}
+
 /// Apply `plan` through `opts`' ports, talking to systemd through the
 /// repair round's one session.
 pub fn apply(
@@ -234,6 +250,7 @@ pub fn apply(
                 unit,
                 entries,
                 freeze,
+                container_cgroup,
                 ..
             } => {
                 // The round's one connection (made on first use); after a
@@ -245,6 +262,24 @@ pub fn apply(
                         unit: unit.clone(),
                         source,
                     })?;
+                // The unit's identity, before anything is written to it.
+                let managed =
+                    client
+                        .unit_control_group(unit)
+                        .map_err(|source| RepairError::SystemdCall {
+                            unit: unit.clone(),
+                            source,
+                        })?;
+                let its_own = manages(&managed, container_cgroup);
+                if !its_own {
+                    return Err(RepairError::Systemd {
+                        unit: unit.clone(),
+                        message: format!(
+                            "it manages {managed}, not the container's cgroup \
+                             {container_cgroup}: refused"
+                        ),
+                    });
+                }
                 // Freezes leave markers where the agent looks at start.
                 let markers = opts.state_dir.as_ref().map(|d| d.join("frozen"));
                 let applied = super::systemd_unit::apply_with(
@@ -276,4 +311,32 @@ pub fn apply(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manages;
+
+    #[test]
+    fn a_unit_manages_its_container_or_the_container_s_parent_only() {
+        let u = "/system.slice/runc-c1.scope";
+        assert!(manages(u, "/system.slice/runc-c1.scope"));
+        assert!(manages(
+            "/system.slice/crun-c1.scope",
+            "/system.slice/crun-c1.scope/container"
+        ));
+        // The same cgroup seen from a parent cgroup namespace.
+        assert!(manages(
+            u,
+            "/machine.slice/m.scope/payload/system.slice/runc-c1.scope"
+        ));
+        assert!(!manages(u, "/system.slice/runc-c10.scope"));
+        assert!(!manages(u, "/system.slice/runc-c1.scope/a/b"));
+        assert!(!manages(
+            "/system.slice/runc-other.scope",
+            "/system.slice/runc-c1.scope"
+        ));
+        assert!(!manages("/", "/system.slice/runc-c1.scope"));
+        assert!(!manages("", "/system.slice/runc-c1.scope"));
+    }
 }

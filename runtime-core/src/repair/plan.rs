@@ -81,6 +81,10 @@ pub enum RepairAction {
         /// The cgroup frozen around the call (host path): on cgroup v1
         /// systemd writes deny-all before the list; `None` on v2.
         freeze: Option<FreezeTarget>,
+        /// The container's cgroup as the kernel names it: the unit is
+        /// written only if its `ControlGroup` is this cgroup or its parent
+        /// (crun runs the container in `<scope>/container`).
+        container_cgroup: String,
     },
     /// SIGKILL a task stuck in a seccomp notification, if it is still the
     /// same process.

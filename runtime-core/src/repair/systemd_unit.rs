@@ -210,6 +210,24 @@ pub(crate) fn plan_unit(
     policy: &CheckPolicy,
     host: &HostDevices,
 ) -> Result<Option<RepairPlan>, PlanError> {
+    // The unit is the last component of the init's cgroup path: a systemd
+    // inside the container puts its init under `<scope>/init.scope`, and a
+    // privileged pod can make a cgroup named after another container's
+    // scope. Only a unit that names this container is ever written (apply
+    // also checks which cgroup the unit manages).
+    if !view.unit.contains(c.id.as_str()) {
+        return Err(PlanError::NotRepairable(format!(
+            "systemd unit {} does not name container {}: not written (is systemd running \
+             inside the container?)",
+            view.unit, c.id
+        )));
+    }
+    let Some(container_cgroup) = c.cgroups.path.clone() else {
+        return Err(PlanError::NotRepairable(format!(
+            "{}: the container's cgroup is unknown, so the unit cannot be checked",
+            view.unit
+        )));
+    };
     let required = required_devices(policy, host);
     if finding.check == CheckId::DeviceAccessBroken {
         let refused = refused_devices(finding);
@@ -284,6 +302,7 @@ pub(crate) fn plan_unit(
             lost: view.lost.iter().map(ToString::to_string).collect(),
             unexpressed: rw.unexpressed,
             freeze,
+            container_cgroup,
         }],
         safety,
     }))

@@ -135,6 +135,15 @@ pub trait SystemdClient {
     /// them now.
     fn unit_devices(&self, unit: &str) -> Result<UnitDevices, SystemdError>;
 
+    /// The unit's `ControlGroup` (`/system.slice/runc-c1.scope`): which
+    /// cgroup it manages, to check a unit's identity before writing to it.
+    fn unit_control_group(&self, unit: &str) -> Result<String, SystemdError> {
+        Err(SystemdError::Reply {
+            method: "Get",
+            message: format!("{unit}: ControlGroup not available from this client"),
+        })
+    }
+
     /// `SetUnitProperties(unit, runtime, properties)`: one call, applied in
     /// order. `runtime = true` writes under `/run` (gone at reboot), which is
     /// what a transient scope has anyway.

@@ -357,6 +357,16 @@ impl SystemdClient for DbusSystemd {
         })
     }
 
+    fn unit_control_group(&self, unit: &str) -> Result<String, SystemdError> {
+        let iface = unit_interface(unit).ok_or_else(|| SystemdError::Reply {
+            method: "GetUnit",
+            message: format!("{unit}: not a unit type with cgroup settings"),
+        })?;
+        let path = self.unit_path(unit)?;
+        let cg = self.get_property(path.as_str(), iface, "ControlGroup")?;
+        string_from_value("Get", &cg)
+    }
+
     fn set_unit_properties(
         &self,
         unit: &str,

@@ -383,6 +383,9 @@ pub struct FakeSystemd {
     pub connections: Mutex<usize>,
     /// How many times a unit's settings were read.
     pub reads: Mutex<usize>,
+    /// `ControlGroup` by unit; a unit not here manages
+    /// `/system.slice/<unit>`.
+    pub control_groups: Mutex<BTreeMap<String, String>>,
     log: CallLog,
 }
 
@@ -395,6 +398,7 @@ impl Default for FakeSystemd {
             hang: Mutex::new(false),
             connections: Mutex::new(0),
             reads: Mutex::new(0),
+            control_groups: Mutex::new(BTreeMap::new()),
             log: CallLog::default(),
         }
     }
@@ -441,6 +445,17 @@ impl SystemdClient for FakeSystemd {
             method: "GetUnit",
             message: format!("unit {unit} not loaded"),
         })
+    }
+    fn unit_control_group(&self, unit: &str) -> Result<String, SystemdError> {
+        self.timeout("Get")?;
+        self.unit(unit).ok_or(SystemdError::Reply {
+            method: "GetUnit",
+            message: format!("unit {unit} not loaded"),
+        })?;
+        Ok(lock(&self.control_groups)
+            .get(unit)
+            .cloned()
+            .unwrap_or_else(|| format!("/system.slice/{unit}")))
     }
     fn set_unit_properties(
         &self,
@@ -491,6 +506,9 @@ impl SystemdClient for SharedClient {
     }
     fn unit_devices(&self, unit: &str) -> Result<UnitDevices, SystemdError> {
         self.0.unit_devices(unit)
+    }
+    fn unit_control_group(&self, unit: &str) -> Result<String, SystemdError> {
+        self.0.unit_control_group(unit)
     }
     fn set_unit_properties(
         &self,

@@ -128,6 +128,12 @@ pub(crate) fn unit_view(
     let Some(unit) = c.systemd_unit() else {
         return Ok(None);
     };
+    // The last component of the init's cgroup is the container's scope
+    // only if it names the container: a systemd inside the container puts
+    // its init under `<scope>/init.scope`, which is not ours to judge.
+    if !unit.contains(c.id.as_str()) {
+        return Ok(None);
+    }
     let spec = c.config.as_deref().ok_or(UnitUnknown::NoConfig)?;
     let rules = expected_rules(spec).map_err(UnitUnknown::Rules)?;
     let current = units(&unit).map_err(UnitUnknown::Unit)?;
