@@ -415,3 +415,48 @@ fn a_task_stuck_in_d_state_blocks_the_freezer_and_is_named() {
     let f = scan(&opts(r), &CheckPolicy::default());
     assert!(!f.findings.iter().any(|f| f.check == CheckId::FreezeBlocked));
 }
+
+#[test]
+fn many_containers_with_tasks_in_d_cost_one_wait_per_scan() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let r = t.path();
+    base(r);
+    // A tenant with three containers, each with a task stuck in D (a vfork
+    // parent stays in D): the re-sample is shared, not paid per container.
+    for (i, id) in ["d1", "d2", "d3"].iter().enumerate() {
+        let pid = 970 + (i as i32) * 2;
+        let cg = format!("/warden/{id}");
+        process(r, pid, "sleep", "S", "hrtimer_nanosleep", 100, &cg);
+        process(r, pid + 1, "vforker", "D", "fifo_open", 100, &cg);
+        write(
+            r,
+            &format!("sys/fs/cgroup/freezer/warden/{id}/tasks"),
+            &format!("{pid}\n{}\n", pid + 1),
+        );
+        write(
+            r,
+            &format!("sys/fs/cgroup/freezer/warden/{id}/freezer.state"),
+            "THAWED\n",
+        );
+        write(
+            r,
+            &format!("run/runc/{id}/state.json"),
+            &format!(
+                r#"{{"id":"{id}","init_process_pid":{pid},"init_process_start":100,"config":{{"labels":["bundle=/b/{id}"]}}}}"#
+            ),
+        );
+        write(
+            r,
+            &format!("b/{id}/config.json"),
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":["sleep"],"user":{"uid":0,"gid":0}},"root":{"path":"rootfs"}}"#,
+        );
+    }
+    let f = scan(&opts(r), &CheckPolicy::default());
+    let blocked = f
+        .findings
+        .iter()
+        .filter(|f| f.check == CheckId::FreezeBlocked)
+        .count();
+    assert_eq!(blocked, 3, "{:?} {:?}", f.findings, f.skipped);
+    assert_eq!(f.resample_waits, 1, "one shared wait");
+}

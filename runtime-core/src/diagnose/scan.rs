@@ -106,6 +106,10 @@ pub struct ScanReport {
     /// gone (a repair is not "verified" by it).
     #[serde(skip)]
     pub not_evaluated: std::collections::BTreeSet<(crate::checks::CheckId, Option<String>)>,
+    /// How many times the scan waited to look at tasks in uninterruptible
+    /// sleep again (at most once per scan).
+    #[serde(skip)]
+    pub resample_waits: u32,
     /// What the scan read, for planning repairs without reading again.
     #[serde(skip)]
     pub snapshot: Snapshot,
@@ -131,10 +135,20 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
     };
     let mut findings = Vec::new();
     findings.extend(checks::host_hazards::check(&ctx));
+    let mut blocked = Vec::new();
     for c in &found.containers {
         findings.extend(checks::device_access::check(&ctx, c));
-        findings.extend(checks::freeze_blocked::check(&ctx, c));
+        blocked.extend(checks::freeze_blocked::first_look(&ctx, c));
         findings.extend(checks::seccomp_profile::check(&ctx, c));
+    }
+    // One wait per scan, whatever the number of containers with tasks in D.
+    let mut resample_waits = 0;
+    if !blocked.is_empty() {
+        std::thread::sleep(checks::freeze_blocked::RESAMPLE);
+        resample_waits = 1;
+        for cand in blocked {
+            findings.extend(checks::freeze_blocked::confirm(&ctx, cand));
+        }
     }
     findings.extend(checks::device_rules_latent::check(&ctx));
     findings.extend(checks::seccomp_stuck::check(&ctx));
@@ -166,6 +180,7 @@ pub fn scan(opts: &ScanOptions, policy: &CheckPolicy) -> ScanReport {
         host,
         findings,
         not_evaluated,
+        resample_waits,
         snapshot,
     }
 }

@@ -143,6 +143,7 @@ pub fn scan_with(findings: Vec<Finding>) -> ScanReport {
         skipped: vec![],
         discovered: vec![],
         not_evaluated: Default::default(),
+        resample_waits: 0,
         snapshot: Snapshot::new(Ports::for_root(root, None), Vec::new()),
     }
 }

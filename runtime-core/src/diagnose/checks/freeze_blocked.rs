@@ -9,24 +9,44 @@ use crate::diagnose::{Finding, Severity};
 use crate::discovery::Container;
 
 /// How long a task must stay in `D` to count.
-const RESAMPLE: std::time::Duration = std::time::Duration::from_millis(200);
+pub(in crate::diagnose) const RESAMPLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A container with tasks in `D` at the first look, to look at again after
+/// the scan's one [`RESAMPLE`] wait.
+pub(in crate::diagnose) struct Candidate<'c> {
+    container: &'c Container,
+    cgroup: std::path::PathBuf,
+    first: Vec<crate::procfs::TaskInfo>,
+}
+
+fn blocked(t: &crate::procfs::TaskInfo) -> bool {
+    t.state.is_uninterruptible()
+        && !t
+            .wchan
+            .as_deref()
+            .is_some_and(|w| FROZEN_WCHANS.contains(&crate::procfs::wchan_base(w)))
+}
 
 /// Wait channels of tasks that are frozen, not blocked: since Linux 6.1 a
 /// frozen task also shows state `D`.
 const FROZEN_WCHANS: &[&str] = &["__refrigerator", "do_freezer_trap", "freezer_wait"];
 
-pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
+/// The first look at `c`: its tasks in uninterruptible sleep, if any.
+pub(in crate::diagnose) fn first_look<'c>(
+    ctx: &Ctx<'_>,
+    c: &'c Container,
+) -> Option<Candidate<'c>> {
     let root = ctx.opts.root();
     let host_dir = match (c.cgroups.v1("freezer"), &c.cgroups.v2) {
         (Some(d), _) => d,
         (None, Some(d)) => d,
-        (None, None) => return Vec::new(),
+        (None, None) => return None,
     };
     let tids = match ctx.procfs.cgroup_tids(host_dir, true) {
         Ok(t) => t,
         Err(e) => {
             tracing::debug!(container = %c.id, error = %e, "cgroup tasks unreadable");
-            return Vec::new();
+            return None;
         }
     };
     // One read per thread (`/proc/<tid>/stat` names any thread): only those
@@ -51,45 +71,48 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
         })
         .collect();
     if tasks.is_empty() {
-        return Vec::new();
+        return None;
     }
     // A cgroup that is (being) frozen on purpose shows its tasks in D: that
     // is not a blocker. Read only when something is in D (the rare case).
     if let Ok(s) = std::fs::read_to_string(root.join(host_dir).join("freezer.state")) {
         if s.trim() != "THAWED" {
-            return Vec::new();
+            return None;
         }
     }
-    let blocked = |t: &crate::procfs::TaskInfo| {
-        t.state.is_uninterruptible()
-            && !t
-                .wchan
-                .as_deref()
-                .is_some_and(|w| FROZEN_WCHANS.contains(&crate::procfs::wchan_base(w)))
-    };
-    let first: Vec<_> = tasks.iter().filter(|t| blocked(t)).collect();
+    let first: Vec<_> = tasks.into_iter().filter(blocked).collect();
     if first.is_empty() {
-        return Vec::new();
+        return None;
     }
-    // Short disk waits are D too: only tasks still blocked a moment later
-    // count. The second look costs nothing on the common, clean path.
-    std::thread::sleep(RESAMPLE);
-    let blockers: Vec<String> = first
+    Some(Candidate {
+        container: c,
+        cgroup: host_dir.clone(),
+        first,
+    })
+}
+
+/// The second look, after the scan's one wait: short disk waits are `D`
+/// too, so only tasks still blocked a moment later count. A tenant with
+/// many containers of `D` tasks (a vfork parent stays in `D`) costs one
+/// wait per scan, not one per container.
+pub(in crate::diagnose) fn confirm(ctx: &Ctx<'_>, cand: Candidate<'_>) -> Option<Finding> {
+    let blockers: Vec<String> = cand
+        .first
         .iter()
         .filter_map(|t| ctx.procfs.task(t.pid, t.tid).ok())
-        .filter(|t| blocked(t))
+        .filter(blocked)
         .map(|t| t.to_string())
         .collect();
     if blockers.is_empty() {
-        return Vec::new();
+        return None;
     }
-    vec![Finding::new(
+    Some(Finding::new(
         CheckId::FreezeBlocked,
         Severity::Warning,
-        Some(c.reference()),
+        Some(cand.container.reference()),
         Cause::FreezeBlocked(BlockedCause {
             tasks: blockers,
-            cgroup: host_dir.clone(),
+            cgroup: cand.cgroup,
         }),
-    )]
+    ))
 }

@@ -41,6 +41,10 @@ pub struct ShimSample {
 
 const STATE_FILE: &str = "shim-fds.json";
 
+/// The most fds a shim's table is read for; past it, the table is not read
+/// (a process that names itself a shim must not make every scan expensive).
+const MAX_SHIM_FDS: usize = 65_536;
+
 pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
     let Some(path) = state::path(ctx, STATE_FILE) else {
         return Vec::new();
@@ -62,8 +66,17 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
             continue;
         }
         let start = main.start_time;
-        let Ok(count) = ctx.procfs.eventfd_count(pid) else {
-            continue;
+        let count = match ctx.procfs.eventfd_count_capped(pid, MAX_SHIM_FDS) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                ctx.unreadable(crate::host::Unreadable {
+                    what: format!("fds of shim pid {pid} (shim-fd-leak not evaluated)"),
+                    path: None,
+                    error: format!("more than {MAX_SHIM_FDS} open: not enumerated"),
+                });
+                continue;
+            }
+            Err(_) => continue,
         };
         let key = format!("{pid}:{start}");
         let sample = match previous.remove(&key) {
