@@ -146,7 +146,12 @@ fn predicted(kind: RuntimeKind, version: Version, case: &Case) -> Vec<Observed> 
         Some(NotifyEffect::Refused) => vec![Observed::Refused],
         Some(NotifyEffect::Hangs | NotifyEffect::Deadlock) => vec![Observed::Hangs],
         Some(NotifyEffect::InitBlocked) => vec![Observed::InitStuck],
-        Some(NotifyEffect::MayHang) => vec![Observed::Hangs, Observed::Starts],
+        // The Go runtime's futex calls come at any moment: before create
+        // returns (a hang), after it (the init stuck before execve), or not
+        // in time to matter.
+        Some(NotifyEffect::MayHang) => {
+            vec![Observed::Hangs, Observed::InitStuck, Observed::Starts]
+        }
         None if case.syscall == "execve" => vec![Observed::ExecStuck],
         None => vec![Observed::Starts],
     }

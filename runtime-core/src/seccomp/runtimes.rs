@@ -75,7 +75,8 @@ pub enum NotifyEffect {
     /// first place: no agent can ever answer, start deadlocks.
     Deadlock,
     /// Issued by the runtime's language runtime at unpredictable times
-    /// (runc's Go scheduler and `futex`): start hangs in some runs only.
+    /// (runc's Go scheduler and `futex`): in some runs only, start hangs or
+    /// the init is stuck before `execve` after create returned.
     MayHang,
 }
 
@@ -190,7 +191,7 @@ pub const NOTIFY_TABLE: &[NotifyRow] = &[
         no_new_privileges: None,
         syscalls: &["futex"],
         effect: NotifyEffect::MayHang,
-        basis: "measured: runc 1.1.5 hung in 12 of 18 starts, with and without noNewPrivileges (e2e seccomp matrix)",
+        basis: "measured: runc 1.1.5 hung in 12 of 18 starts, with and without noNewPrivileges, and in other runs returned with its init stuck in futex before execve (e2e seccomp matrix)",
     },
     // crun: before 1.6 the init sent the fd to the agent itself with
     // sendmsg(2) after installing the filter.
