@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -22,18 +22,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Liveness and readiness, shared by the engine loop and the server.
+///
+/// Progress is measured on the monotonic clock: a wall clock stepped by NTP
+/// (or by hand) must not make a working agent look dead to its liveness
+/// probe, nor a stuck one look alive.
 #[derive(Debug)]
 pub struct Health {
     ready: AtomicBool,
-    /// Seconds since the epoch of the last sign of progress.
+    /// Milliseconds after `start` of the last sign of progress.
     progress: AtomicU64,
+    start: Instant,
     stale_after: Duration,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Health {
@@ -41,14 +40,22 @@ impl Health {
     pub fn new(stale_after: Duration) -> Self {
         Self {
             ready: AtomicBool::new(false),
-            progress: AtomicU64::new(now_secs()),
+            progress: AtomicU64::new(0),
+            start: Instant::now(),
             stale_after,
         }
     }
 
     /// The loop made progress (a scan ended).
     pub fn progress(&self) {
-        self.progress.store(now_secs(), Ordering::Relaxed);
+        self.progress_at(Instant::now());
+    }
+
+    /// Progress at `now` (tests drive the clock).
+    pub fn progress_at(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.start).as_millis();
+        self.progress
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// The first report is out.
@@ -63,8 +70,13 @@ impl Health {
 
     /// Whether the loop made progress recently.
     pub fn is_live(&self) -> bool {
-        let last = self.progress.load(Ordering::Relaxed);
-        now_secs().saturating_sub(last) <= self.stale_after.as_secs()
+        self.is_live_at(Instant::now())
+    }
+
+    /// Whether progress was made within `stale_after` of `now`.
+    pub fn is_live_at(&self, now: Instant) -> bool {
+        let last = self.start + Duration::from_millis(self.progress.load(Ordering::Relaxed));
+        now.saturating_duration_since(last) <= self.stale_after
     }
 }
 
@@ -234,5 +246,16 @@ mod tests {
             .await
             .expect("server stops")
             .unwrap();
+    }
+
+    #[test]
+    fn liveness_follows_the_monotonic_clock() {
+        let h = Health::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        h.progress_at(t0);
+        assert!(h.is_live_at(t0 + Duration::from_secs(59)));
+        assert!(!h.is_live_at(t0 + Duration::from_secs(61)));
+        h.progress_at(t0 + Duration::from_secs(61));
+        assert!(h.is_live_at(t0 + Duration::from_secs(100)));
     }
 }
