@@ -121,6 +121,30 @@ fn finding_for(c: &Container, check: CheckId, cause: Cause) -> Finding {
     Finding::new(check, Severity::Error, Some(c.reference()), cause)
 }
 
+/// The `device-rules-latent` finding of `c` whose unit `unit` has the
+/// seed's `DeviceAllow`, and its unit view.
+fn latent(c: &Container, unit: &str) -> (Finding, UnitView) {
+    let rules = runtime_core::devices::expected::expected_rules(c.config.as_deref().expect("spec"))
+        .expect("rules");
+    let view = UnitView::new(
+        unit,
+        strict_unit(OLD_SET),
+        rules,
+        &nspawn_host_devices(),
+        Some(252),
+    )
+    .expect("view");
+    let f = finding_for(
+        c,
+        CheckId::DeviceRulesLatent,
+        Cause::UnitDevices(UnitCause {
+            view: view.clone(),
+            loses_required: true,
+        }),
+    );
+    (f, view)
+}
+
 /// The law for a sequence of states: each allows at least what the first
 /// and the last both allow.
 fn never_narrower(states: &[&dyn Fn(&DeviceAccess) -> bool]) {
@@ -326,24 +350,7 @@ fn latent_units_are_rewritten_explicitly_frozen_on_v1_and_never_narrower() {
     let c = runc_container("sd", true, true, Some(freezer.clone()));
     let unit = "runc-sd.scope";
     b.fakes.systemd.set_unit(unit, strict_unit(OLD_SET));
-    let rules = runtime_core::devices::expected::expected_rules(c.config.as_deref().expect("spec"))
-        .expect("rules");
-    let view = UnitView::new(
-        unit,
-        strict_unit(OLD_SET),
-        rules,
-        &nspawn_host_devices(),
-        Some(252),
-    )
-    .expect("view");
-    let f = finding_for(
-        &c,
-        CheckId::DeviceRulesLatent,
-        Cause::UnitDevices(UnitCause {
-            view: view.clone(),
-            loses_required: true,
-        }),
-    );
+    let (f, view) = latent(&c, unit);
     let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
     let RepairAction::SystemdDeviceAllow {
         entries, freeze, ..
@@ -434,24 +441,7 @@ fn a_failed_freeze_changes_nothing() {
         .systemd
         .set_unit("runc-nf.scope", strict_unit(OLD_SET));
     b.fakes.cgroups.unfreezable.lock().unwrap().push(freezer);
-    let rules = runtime_core::devices::expected::expected_rules(c.config.as_deref().expect("spec"))
-        .expect("rules");
-    let view = UnitView::new(
-        "runc-nf.scope",
-        strict_unit(OLD_SET),
-        rules,
-        &nspawn_host_devices(),
-        Some(252),
-    )
-    .expect("view");
-    let f = finding_for(
-        &c,
-        CheckId::DeviceRulesLatent,
-        Cause::UnitDevices(UnitCause {
-            view,
-            loses_required: true,
-        }),
-    );
+    let (f, _) = latent(&c, "runc-nf.scope");
     let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
     assert!(apply(&p, &b.opts, &b.systemd).is_err(), "freeze-or-abort");
     assert!(
@@ -641,24 +631,7 @@ fn a_unit_that_does_not_name_the_container_is_never_planned() {
     let mut c = runc_container("c9", true, false, None);
     c.cgroups.path = Some("/system.slice/runc-c9.scope/init.scope".into());
     assert_eq!(c.systemd_unit().as_deref(), Some("init.scope"));
-    let rules = runtime_core::devices::expected::expected_rules(c.config.as_deref().expect("spec"))
-        .expect("rules");
-    let view = UnitView::new(
-        "init.scope",
-        strict_unit(OLD_SET),
-        rules,
-        &nspawn_host_devices(),
-        Some(252),
-    )
-    .expect("view");
-    let f = finding_for(
-        &c,
-        CheckId::DeviceRulesLatent,
-        Cause::UnitDevices(UnitCause {
-            view,
-            loses_required: true,
-        }),
-    );
+    let (f, _) = latent(&c, "init.scope");
     match plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()) {
         Err(PlanError::NotRepairable(why)) => assert!(why.contains("does not name"), "{why}"),
         other => panic!("the host's init.scope must never be rewritten: {other:?}"),
@@ -672,24 +645,7 @@ fn a_unit_managing_another_cgroup_is_never_written() {
     b.fakes
         .systemd
         .set_unit("runc-spoof.scope", strict_unit(OLD_SET));
-    let rules = runtime_core::devices::expected::expected_rules(c.config.as_deref().expect("spec"))
-        .expect("rules");
-    let view = UnitView::new(
-        "runc-spoof.scope",
-        strict_unit(OLD_SET),
-        rules,
-        &nspawn_host_devices(),
-        Some(252),
-    )
-    .expect("view");
-    let f = finding_for(
-        &c,
-        CheckId::DeviceRulesLatent,
-        Cause::UnitDevices(UnitCause {
-            view,
-            loses_required: true,
-        }),
-    );
+    let (f, _) = latent(&c, "runc-spoof.scope");
     let p = plan(&f, Some(&c), &b.snapshot, &b.host, &CheckPolicy::default()).expect("a plan");
     // The unit of that name manages someone else's cgroup (a privileged pod
     // named a sub-cgroup after another container's scope).

@@ -16,6 +16,7 @@ use runtime_core::repair::{apply, RepairAction, RepairPlan};
 use runtime_core::systemd::unit_view::merge;
 use runtime_core::systemd::{SystemdClient, SystemdError, UnitProperty};
 use runtime_core::testing;
+use runtime_core::testing::fakes::SharedClient;
 use runtime_core::testing::fixtures::{entries, OLD_SET};
 
 /// systemd's v1 behaviour, on a real devices cgroup: every
@@ -81,37 +82,12 @@ impl SystemdClient for V1Replaying {
 /// A port handing out one shared [`V1Replaying`].
 struct ReplayPort(Arc<V1Replaying>);
 
-struct Shared(Arc<V1Replaying>);
-
-impl SystemdClient for Shared {
-    fn version_string(&self) -> Result<String, SystemdError> {
-        self.0.version_string()
-    }
-    fn unit_devices(&self, unit: &str) -> Result<UnitDevices, SystemdError> {
-        self.0.unit_devices(unit)
-    }
-    fn unit_control_group(&self, unit: &str) -> Result<String, SystemdError> {
-        self.0.unit_control_group(unit)
-    }
-    fn set_unit_properties(
-        &self,
-        unit: &str,
-        runtime: bool,
-        properties: &[UnitProperty],
-    ) -> Result<(), SystemdError> {
-        self.0.set_unit_properties(unit, runtime, properties)
-    }
-    fn reload(&self) -> Result<(), SystemdError> {
-        self.0.reload()
-    }
-}
-
 impl SystemdPort for ReplayPort {
     fn running(&self) -> bool {
         true
     }
     fn connect(&self) -> Result<Box<dyn SystemdClient + Send + Sync>, SystemdError> {
-        Ok(Box::new(Shared(Arc::clone(&self.0))))
+        Ok(Box::new(SharedClient(Arc::clone(&self.0))))
     }
 }
 

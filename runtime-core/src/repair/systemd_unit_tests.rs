@@ -5,7 +5,6 @@ use super::*;
 use crate::devices::host_devices::ProcDevices;
 use crate::devices::systemd::{DevicePolicy, UnitDevices};
 use crate::devices::DeviceType;
-use crate::discovery::{ContainerCgroups, RuntimeSource};
 use crate::ports::RealCgroups;
 use crate::root::HostRoot;
 use crate::systemd::{SystemdError, UnitProperty};
@@ -73,82 +72,12 @@ impl SystemdClient for FakeSystemd {
     }
 }
 
-pub(crate) fn entries(list: &[&str]) -> Vec<DeviceAllowEntry> {
-    list.iter()
-        .map(|s| DeviceAllowEntry::parse(s).expect("entry"))
-        .collect()
-}
+use crate::testing::fixtures::{entries, nspawn_host_devices as host, OLD_SET, RUNC_1_1_5_SET};
 
-pub(crate) const OLD_SET: &[&str] = &["char-pts rwm", "char-* m", "block-* m"];
-
-/// What runc 1.1.5 writes when `/sys/dev/char` exists: one
-/// `/dev/char/M:m` entry per default device.
-pub(crate) const RUNC_1_1_5_SET: &[&str] = &[
-    "char-pts rwm",
-    "/dev/char/1:3 rwm",
-    "/dev/char/1:5 rwm",
-    "/dev/char/1:7 rwm",
-    "/dev/char/1:8 rwm",
-    "/dev/char/1:9 rwm",
-    "/dev/char/5:0 rwm",
-    "/dev/char/5:2 rwm",
-    "/dev/char/10:200 rwm",
-    "char-* m",
-    "block-* m",
-];
-
-/// The nspawn guest's /dev: no /dev/char, no ptmx node.
-pub(crate) fn host() -> HostDevices {
-    let nodes: Vec<(PathBuf, DeviceId)> = vec![
-        ("/dev/null".into(), (DeviceType::Char, 1, 3)),
-        ("/dev/zero".into(), (DeviceType::Char, 1, 5)),
-        ("/dev/full".into(), (DeviceType::Char, 1, 7)),
-        ("/dev/random".into(), (DeviceType::Char, 1, 8)),
-        ("/dev/urandom".into(), (DeviceType::Char, 1, 9)),
-        ("/dev/tty".into(), (DeviceType::Char, 5, 0)),
-        ("/dev/net/tun".into(), (DeviceType::Char, 10, 200)),
-    ];
-    HostDevices::from_parts(
-        nodes,
-        Vec::new(),
-        false,
-        ProcDevices::parse("Character devices:\n  1 mem\n  5 /dev/tty\n 10 misc\n136 pts\n\nBlock devices:\n  7 loop\n"),
-    )
-}
-
-/// A runc container from `runc spec` (deny-all, then runc's defaults),
-/// in a systemd scope; `v1` adds v1 devices (and freezer) cgroups.
-pub(crate) fn container(id: &str, freezer: Option<PathBuf>, v1: bool) -> Container {
-    let spec: oci_spec::runtime::Spec = serde_json::from_str(
-        r#"{"ociVersion":"1.0.2","linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]}}}"#,
-    )
-    .expect("spec");
-    let mut cgroups = ContainerCgroups {
-        path: Some(format!("/system.slice/runc-{id}.scope")),
-        ..Default::default()
-    };
-    if v1 {
-        cgroups.v1.insert(
-            "devices".into(),
-            PathBuf::from(format!(
-                "/sys/fs/cgroup/devices/system.slice/runc-{id}.scope"
-            )),
-        );
-    }
-    if let Some(f) = freezer {
-        cgroups.v1.insert("freezer".into(), f);
-    }
-    Container {
-        id: id.into(),
-        runtime: RuntimeSource::Runc,
-        pid: 1,
-        state_dir: PathBuf::from("/run/runc").join(id),
-        bundle: None,
-        config: Some(Box::new(spec)),
-        cgroups,
-        systemd_cgroup: true,
-        pod: None,
-    }
+/// A runc container from `runc spec` in a systemd scope; `v1` adds a v1
+/// devices cgroup, `freezer` a v1 freezer cgroup.
+fn container(id: &str, freezer: Option<PathBuf>, v1: bool) -> Container {
+    crate::testing::fixtures::runc_container(id, true, v1, freezer)
 }
 
 /// A finding of `check` whose typed cause refuses `refused` (device paths

@@ -498,9 +498,12 @@ impl SystemdClient for FakeSystemd {
 #[derive(Debug, Clone)]
 pub struct FakeSystemdPort(pub Arc<FakeSystemd>);
 
-struct SharedClient(Arc<FakeSystemd>);
+/// A client sharing one systemd fake (any [`SystemdClient`]) with the test
+/// that set it up, as ports hand out boxed clients.
+#[derive(Debug)]
+pub struct SharedClient<T>(pub Arc<T>);
 
-impl SystemdClient for SharedClient {
+impl<T: SystemdClient + Send + Sync> SystemdClient for SharedClient<T> {
     fn version_string(&self) -> Result<String, SystemdError> {
         self.0.version_string()
     }
