@@ -44,9 +44,12 @@ impl Backoff {
     }
 
     /// Forget findings the last scan no longer shows (a deleted container,
-    /// a problem that went away), so the table does not grow.
-    pub fn retain(&mut self, live: impl Fn(&FindingId) -> bool) {
-        self.entries.retain(|k, _| live(k));
+    /// a problem that went away), so the table does not grow; one still
+    /// within its backoff is kept until it ends, so a problem that vanishes
+    /// for one scan and comes back (something keeps undoing the repair) is
+    /// not retried at once.
+    pub fn retain(&mut self, live: impl Fn(&FindingId) -> bool, now: Instant) {
+        self.entries.retain(|k, (_, until)| live(k) || now < *until);
     }
 }
 
@@ -77,7 +80,13 @@ mod tests {
         b.succeeded(&k);
         assert_eq!(b.ready(&k, t0), Ok(()));
         b.failed(k.clone(), t0);
-        b.retain(|_| false);
-        assert_eq!(b.ready(&k, t0), Ok(()), "gone findings are forgotten");
+        b.retain(|_| false, t0 + Duration::from_secs(1));
+        assert_eq!(
+            b.ready(&k, t0 + Duration::from_secs(2)),
+            Err(1),
+            "absent for one scan is not a reset: still backing off"
+        );
+        b.retain(|_| false, t0 + BACKOFF_BASE);
+        assert_eq!(b.ready(&k, t0), Ok(()), "forgotten once its backoff ended");
     }
 }

@@ -294,8 +294,10 @@ impl Engine {
         let report = self.scan_only(policy);
         // Forget backoff of findings that are gone; one whose check could
         // not be made this time is not gone.
-        self.backoff
-            .retain(|k| report.findings.iter().any(|f| &f.id() == k) || not_evaluated(&report, k));
+        self.backoff.retain(
+            |k| report.findings.iter().any(|f| &f.id() == k) || not_evaluated(&report, k),
+            Instant::now(),
+        );
         // A container passed over this scan keeps its budget.
         self.budget.retain(|c| {
             report.discovered.iter().any(|d| d.id == c)
