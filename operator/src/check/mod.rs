@@ -81,7 +81,11 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, CheckError> {
     let mut engine = Engine::new(options(args));
     let planned = engine.scan(policy, mode);
     let round = if mode == Mode::Enforce {
-        engine.repair(planned, policy, &Limits::default(), &AtomicBool::new(false))
+        // Ctrl-C or SIGTERM while repairing: the running repair finishes
+        // (and thaws what it froze), the rest is abandoned, and the report
+        // is printed, instead of dying inside a freeze.
+        let stop = stop_on_signals();
+        engine.repair(planned, policy, &Limits::default(), &stop)
     } else {
         planned.into_round()
     };
@@ -104,6 +108,48 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, CheckError> {
         _ => {}
     }
     Ok(report.outcome())
+}
+
+/// A flag set by the first SIGINT or SIGTERM (watched by a small thread of
+/// its own, as `check` has no async runtime of its own).
+fn stop_on_signals() -> std::sync::Arc<AtomicBool> {
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match rt {
+        Ok(rt) => {
+            std::thread::spawn(move || {
+                rt.block_on(async move {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let (Ok(mut term), Ok(mut int)) = (
+                        signal(SignalKind::terminate()),
+                        signal(SignalKind::interrupt()),
+                    ) else {
+                        let _ = ready_tx.send(());
+                        return;
+                    };
+                    let _ = ready_tx.send(());
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    flag.store(true, Ordering::SeqCst);
+                    eprintln!(
+                        "warden: stopping: the running repair finishes and thaws what it froze; \
+                         the others are not started"
+                    );
+                });
+            });
+            // The handlers are in place before any repair starts.
+            let _ = ready_rx.recv_timeout(std::time::Duration::from_secs(1));
+        }
+        Err(e) => tracing::warn!(error = %e, "no signal handling: Ctrl-C ends repairs abruptly"),
+    }
+    stop
 }
 
 /// Scan options from the command line.
