@@ -298,12 +298,13 @@ fn pod_meta(ns: &str, name: &str, uid: &str) -> PartialObjectMeta<Pod> {
     }
 }
 
-#[tokio::test]
-async fn events_go_to_the_pod_and_to_the_node() {
-    let (client, mut handle) = mock_client();
-    let mut pods: Writer<PartialObjectMeta<Pod>> = Writer::default();
-    pods.apply_watcher_event(&Event::Apply(pod_meta("shop", "web-0", "pod-uid")));
-    let (_node_tx, node_rx) = watch::channel(Some(node()));
+/// An event sink of the agent on `worker-1` (the node is known; keep the
+/// sender alive as long as the sink).
+fn event_sink(
+    client: Client,
+    pods: &Writer<PartialObjectMeta<Pod>>,
+) -> (EventSink, watch::Sender<Option<Node>>) {
+    let (node_tx, node_rx) = watch::channel(Some(node()));
     let sink = EventSink::new(
         Recorder::new(
             client,
@@ -315,6 +316,15 @@ async fn events_go_to_the_pod_and_to_the_node() {
         node_rx,
         pods.as_reader(),
     );
+    (sink, node_tx)
+}
+
+#[tokio::test]
+async fn events_go_to_the_pod_and_to_the_node() {
+    let (client, mut handle) = mock_client();
+    let mut pods: Writer<PartialObjectMeta<Pod>> = Writer::default();
+    pods.apply_watcher_event(&Event::Apply(pod_meta("shop", "web-0", "pod-uid")));
+    let (sink, _node_tx) = event_sink(client, &pods);
     let events = vec![
         NodeEvent {
             target: Target::Pod {
@@ -589,18 +599,7 @@ fn a_change_scan_waits_the_gap_after_the_previous_scan_ended() {
 async fn a_hung_api_server_never_holds_the_loop_and_each_event_times_out() {
     let (client, mut handle) = mock_client();
     let pods: Writer<PartialObjectMeta<Pod>> = Writer::default();
-    let (_node_tx, node_rx) = watch::channel(Some(node()));
-    let sink = EventSink::new(
-        Recorder::new(
-            client,
-            Reporter {
-                controller: "warden-agent".into(),
-                instance: Some("worker-1".into()),
-            },
-        ),
-        node_rx,
-        pods.as_reader(),
-    );
+    let (sink, _node_tx) = event_sink(client, &pods);
     let queue = super::events::EventQueue::spawn(sink, 4, Duration::from_millis(200));
     let ev = |note: &str| NodeEvent {
         target: Target::Node,

@@ -372,7 +372,9 @@ pub fn parse_major_minor(s: &str) -> Option<(u32, u32)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-fn device_of(meta: &fs::Metadata) -> Option<DeviceId> {
+/// The device a node's metadata names (`None` for anything but a character
+/// or block node).
+pub(crate) fn device_of(meta: &fs::Metadata) -> Option<DeviceId> {
     let ft = meta.file_type();
     let kind = if ft.is_char_device() {
         DeviceType::Char

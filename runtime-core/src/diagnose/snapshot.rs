@@ -8,15 +8,13 @@
 //! diagnosis did not already read.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::devices::bpf::EffectivePrograms;
-use crate::devices::host_devices::{DeviceId, HostDevices};
+use crate::devices::host_devices::{device_of, DeviceId, HostDevices};
 use crate::devices::systemd::UnitDevices;
 use crate::devices::v1::Emulator;
-use crate::devices::DeviceType;
 use crate::ports::{Ports, SystemdSession};
 
 /// Something the snapshot could not read (kept, so it is not read again).
@@ -132,22 +130,9 @@ impl Snapshot {
                 .iter()
                 .filter_map(|p| {
                     let md = std::fs::metadata(self.ports.root.join(p)).ok()?;
-                    let ft = md.file_type();
-                    let kind = if ft.is_char_device() {
-                        DeviceType::Char
-                    } else if ft.is_block_device() {
-                        DeviceType::Block
-                    } else {
-                        return None;
-                    };
-                    let rdev = md.rdev();
                     Some(RequiredDevice {
                         path: p.clone(),
-                        device: (
-                            kind,
-                            nix::sys::stat::major(rdev) as u32,
-                            nix::sys::stat::minor(rdev) as u32,
-                        ),
+                        device: device_of(&md)?,
                     })
                 })
                 .collect()

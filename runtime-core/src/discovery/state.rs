@@ -98,14 +98,7 @@ impl SkipReason {
 
     /// The reason with its causes, as reports show it.
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut cur = std::error::Error::source(self);
-        while let Some(e) = cur {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
-            cur = e.source();
-        }
-        out
+        crate::error::chain(self)
     }
 }
 

@@ -299,13 +299,8 @@ impl Engine {
             Instant::now(),
         );
         // A container passed over this scan keeps its budget.
-        self.budget.retain(|c| {
-            report.discovered.iter().any(|d| d.id == c)
-                || report
-                    .skipped
-                    .iter()
-                    .any(|s| s.transient && s.state_dir.file_name().is_some_and(|n| n == c))
-        });
+        self.budget
+            .retain(|c| report.discovered.iter().any(|d| d.id == c) || passed_over(&report, c));
         let mut notes = vec![None; report.findings.len()];
         let mut plans = Vec::new();
         let mut runnable = Vec::new();
@@ -567,11 +562,16 @@ fn apply_one(p: &PlannedRepair, opts: &ScanOptions, systemd: &SystemdSession) ->
 fn not_evaluated(scan: &ScanReport, id: &FindingId) -> bool {
     scan.not_evaluated.contains(&(id.check, None))
         || id.container.as_ref().is_some_and(|c| {
-            scan.not_evaluated.contains(&(id.check, Some(c.clone())))
-                || scan.skipped.iter().any(|s| {
-                    s.transient && s.state_dir.file_name().is_some_and(|n| n == c.as_str())
-                })
+            scan.not_evaluated.contains(&(id.check, Some(c.clone()))) || passed_over(scan, c)
         })
+}
+
+/// Whether `scan` passed over container `id` while it may still run (its
+/// state dir is named after it, as runc, crun and containerd name them).
+fn passed_over(scan: &ScanReport, id: &str) -> bool {
+    scan.skipped
+        .iter()
+        .any(|s| s.transient && s.state_dir.file_name().is_some_and(|n| n == id))
 }
 
 /// Fold the repair notes (by finding index of `first`) and a scan made after

@@ -130,16 +130,7 @@ impl SystemdSession {
             Ok(v) => Ok(v),
             Err(e) => {
                 let e = Arc::new(e);
-                if matches!(*e, SystemdError::Timeout { .. }) {
-                    let mut t = self
-                        .tripped
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if t.is_none() {
-                        tracing::warn!(error = %e, "systemd timed out: skipped for the rest of this session");
-                        *t = Some(Arc::clone(&e));
-                    }
-                }
+                self.trip_on_timeout(&e);
                 Err(SessionError::Call(e))
             }
         }
@@ -150,17 +141,25 @@ impl SystemdSession {
     /// breaker as it would there.
     pub fn note_failure(&self, e: &SystemdError) {
         if let SystemdError::Timeout { what, after } = e {
-            let mut t = self
-                .tripped
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if t.is_none() {
-                tracing::warn!(error = %e, "systemd timed out: skipped for the rest of this session");
-                *t = Some(Arc::new(SystemdError::Timeout {
-                    what: what.clone(),
-                    after: *after,
-                }));
-            }
+            self.trip_on_timeout(&Arc::new(SystemdError::Timeout {
+                what: what.clone(),
+                after: *after,
+            }));
+        }
+    }
+
+    /// Trip the breaker on the first timeout of the session.
+    fn trip_on_timeout(&self, e: &Arc<SystemdError>) {
+        if !matches!(**e, SystemdError::Timeout { .. }) {
+            return;
+        }
+        let mut t = self
+            .tripped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if t.is_none() {
+            tracing::warn!(error = %e, "systemd timed out: skipped for the rest of this session");
+            *t = Some(Arc::clone(e));
         }
     }
 

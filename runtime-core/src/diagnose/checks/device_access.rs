@@ -115,18 +115,18 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>, c: &Container) -> Vec<Finding> {
         }
     }
     if !unread.is_empty() && !canary_verdict {
-        ctx.not_evaluated(CheckId::DeviceAccessBroken, Some(&c.id));
-        ctx.unreadable(crate::host::Unreadable {
-            what: format!(
+        ctx.unknown(
+            CheckId::DeviceAccessBroken,
+            Some(&c.id),
+            format!(
                 "device access of container {} (device-access-broken not fully evaluated)",
                 c.id
             ),
-            path: None,
-            error: match &canary_error {
+            match &canary_error {
                 Some(e) => format!("{}; canary: {e}", unread.join("; ")),
                 None => unread.join("; "),
             },
-        });
+        );
     }
     if refused.is_empty() {
         return Vec::new();

@@ -42,24 +42,24 @@ pub(in crate::diagnose) fn check(ctx: &Ctx<'_>) -> Vec<Finding> {
         // Not clean: unknown. Said in the report, and a repair verified by
         // this scan is not marked repaired.
         tracing::warn!(error = %crate::error::chain(&e), "systemd unreachable: device-rules-latent not evaluated");
-        ctx.not_evaluated(CheckId::DeviceRulesLatent, None);
-        ctx.unreadable(crate::host::Unreadable {
-            what: "systemd units (device-rules-latent not evaluated)".into(),
-            path: None,
-            error: crate::error::chain(&e),
-        });
+        ctx.unknown(
+            CheckId::DeviceRulesLatent,
+            None,
+            "systemd units (device-rules-latent not evaluated)".into(),
+            crate::error::chain(&e),
+        );
         return Vec::new();
     }
     let host = match ctx.snapshot.host_devices() {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %crate::error::chain(&e), "host device table unreadable: device-rules-latent not evaluated");
-            ctx.not_evaluated(CheckId::DeviceRulesLatent, None);
-            ctx.unreadable(crate::host::Unreadable {
-                what: "host device table (device-rules-latent not evaluated)".into(),
-                path: None,
-                error: crate::error::chain(&e),
-            });
+            ctx.unknown(
+                CheckId::DeviceRulesLatent,
+                None,
+                "host device table (device-rules-latent not evaluated)".into(),
+                crate::error::chain(&e),
+            );
             return Vec::new();
         }
     };

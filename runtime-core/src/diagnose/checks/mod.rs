@@ -47,6 +47,17 @@ impl Ctx<'_> {
             .insert((check, container.map(str::to_owned)));
     }
 
+    /// Record that `check` could not be made (for `container`, or for all)
+    /// and, for the report, what could not be read.
+    pub fn unknown(&self, check: CheckId, container: Option<&str>, what: String, error: String) {
+        self.not_evaluated(check, container);
+        self.unreadable(crate::host::Unreadable {
+            what,
+            path: None,
+            error,
+        });
+    }
+
     /// Record something a check could not read.
     pub fn unreadable(&self, u: crate::host::Unreadable) {
         self.unreadable.borrow_mut().push(u);
